@@ -1,0 +1,213 @@
+"""Connectors: map a student feature and a teacher feature into one space
+where a feature loss compares them.
+
+Every connector is called as ``connector(student, teacher)`` and returns the
+pair ``(student_out, teacher_out)`` with equal channel sizes. Features are
+token sequences ``(B, N, C)``, pooled vectors ``(B, C)`` or maps
+``(B, C, H, W)``; the maps on the channel axis (dim 1 for maps, the last
+dim otherwise).
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+__all__ = [
+    'apply_on_channels', 'LinearConnector', 'OrthogonalProjector',
+    'IndefiniteSubspaceConnector'
+]
+
+
+def apply_on_channels(fn, x: torch.Tensor) -> torch.Tensor:
+    """Apply ``fn`` (acting on the last dim) to the channel axis of ``x``.
+
+    ``(B, C, H, W)`` maps are moved to channels-last and back; other shapes
+    already carry channels last.
+    """
+    if x.dim() == 4:
+        return fn(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    return fn(x)
+
+
+def channel_size(x: torch.Tensor) -> int:
+    """Channels of a feature laid out as the module docstring says."""
+    return x.shape[1] if x.dim() == 4 else x.shape[-1]
+
+
+def _check_channels(name: str, x: torch.Tensor, expected: int) -> None:
+    if channel_size(x) != expected:
+        raise ValueError(f'{name} feature has {channel_size(x)} channels '
+                         f'(shape {tuple(x.shape)}), the connector expects '
+                         f'{expected}')
+
+
+class _Connector(nn.Module):
+    """Shape checks shared by the connectors."""
+
+    def __init__(self, student_dim: int, teacher_dim: int):
+        super().__init__()
+        for key, value in (('student_dim', student_dim), ('teacher_dim',
+                                                          teacher_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{key} must be a positive int, got {value!r}')
+        self.student_dim = student_dim
+        self.teacher_dim = teacher_dim
+
+    def forward(self, student: torch.Tensor,
+                teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        _check_channels('student', student, self.student_dim)
+        _check_channels('teacher', teacher, self.teacher_dim)
+        return self.connect(student, teacher)
+
+    def connect(self, student, teacher):
+        raise NotImplementedError
+
+
+class LinearConnector(_Connector):
+    """A plain learned linear map of the student into the teacher's space
+    (FitNets-style hint regressor); the teacher passes unchanged.
+
+    Args:
+        student_dim (int): C_s.
+        teacher_dim (int): C_t.
+        bias (bool): learn a bias. Defaults to True.
+    """
+
+    def __init__(self, student_dim: int, teacher_dim: int, bias: bool = True):
+        super().__init__(student_dim, teacher_dim)
+        self.proj = nn.Linear(student_dim, teacher_dim, bias=bias)
+
+    def connect(self, student, teacher):
+        return apply_on_channels(self.proj, student), teacher
+
+
+class OrthogonalProjector(_Connector):
+    """VkD's projector: the student is mapped into the teacher's space by
+    ``P`` with orthonormal columns (``P in St(C_t, C_s)``, needs
+    ``C_t >= C_s``; for ``C_t < C_s`` the rows are orthonormal instead);
+    the teacher passes unchanged.
+
+    Args:
+        student_dim (int): C_s.
+        teacher_dim (int): C_t.
+        affine (bool): follow the projection with a learned per-channel
+            scale and bias (VkD's detection projector). Defaults to False.
+        orthogonal_map (str): passed to
+            :func:`torch.nn.utils.parametrizations.orthogonal`. Defaults to
+            ``'matrix_exp'``: with torch's default for non-square weights,
+            ``'householder'``, the parametrization keeps column signs in the
+            diagonal of its unconstrained tensor as exact +-1 and truncates
+            them with ``int()``, so the model optimizer's weight decay
+            turns the projection into zeros within a few steps.
+    """
+
+    def __init__(self,
+                 student_dim: int,
+                 teacher_dim: int,
+                 affine: bool = False,
+                 orthogonal_map: str = 'matrix_exp'):
+        super().__init__(student_dim, teacher_dim)
+        self.proj = parametrizations.orthogonal(
+            nn.Linear(student_dim, teacher_dim, bias=False),
+            orthogonal_map=orthogonal_map)
+        if affine:
+            self.scale = nn.Parameter(torch.ones(teacher_dim))
+            self.bias = nn.Parameter(torch.zeros(teacher_dim))
+        else:
+            self.scale = self.bias = None
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``P x`` (and the affine part), channels last."""
+        y = self.proj(x)
+        if self.scale is not None:
+            y = y * self.scale + self.bias
+        return y
+
+    def connect(self, student, teacher):
+        return apply_on_channels(self.project, student), teacher
+
+
+class IndefiniteSubspaceConnector(_Connector):
+    """MoKD's subspace alignment (eq. 16).
+
+    Student and teacher features are lifted into a common space of ``dim``
+    channels by their own projections with orthonormal columns,
+    ``P_s in St(dim, C_s)`` and ``P_t in St(dim, C_t)``, and compared there
+    under a learned diagonal metric ``D`` with entries of any sign (an
+    indefinite inner product ``<P_t z_t, D P_s z_s>``). For a distance-type
+    feature loss the connector returns ``(D P_s z_s, P_t z_t)``: ``D`` acts on
+    the student side, so the teacher's lifted feature keeps its norm
+    (``P_t`` is an isometry) and cannot be shrunk to make the loss small.
+
+    Ablation switches (the paper's Table 3):
+
+    * ``single_projector=True``: no second subspace and no lifting: VkD's
+      single orthogonal projector of the student into the teacher's space
+      (:class:`OrthogonalProjector`).
+    * ``indefinite=False``: ``D`` fixed to the identity (a positive-definite
+      metric).
+    * ``dim``: the size of the common space; ``max(C_s, C_t)`` gives an
+      alignment without room beyond the larger feature space.
+
+    Args:
+        student_dim (int): C_s.
+        teacher_dim (int): C_t.
+        dim (int, optional): the common dimension n. Defaults to
+            ``C_s + C_t``, the smallest space that holds both subspaces
+            without forcing them to overlap. Must be >= max(C_s, C_t).
+        indefinite (bool): learn the sign-free diagonal ``D`` (ones at
+            init). Defaults to True.
+        single_projector (bool): see above. Defaults to False.
+        orthogonal_map (str): see :class:`OrthogonalProjector`.
+    """
+
+    def __init__(self,
+                 student_dim: int,
+                 teacher_dim: int,
+                 dim: Optional[int] = None,
+                 indefinite: bool = True,
+                 single_projector: bool = False,
+                 orthogonal_map: str = 'matrix_exp'):
+        super().__init__(student_dim, teacher_dim)
+        self.single_projector = single_projector
+        if single_projector:
+            if dim is not None:
+                raise ValueError('dim has no meaning with single_projector=True '
+                                 '(the common space is the teacher\'s)')
+            self.student_proj = OrthogonalProjector(
+                student_dim, teacher_dim, orthogonal_map=orthogonal_map)
+            self.teacher_proj = None
+            self.dim = teacher_dim
+        else:
+            self.dim = dim if dim is not None else student_dim + teacher_dim
+            if self.dim < max(student_dim, teacher_dim):
+                raise ValueError(
+                    f'dim={self.dim} must be >= max(student_dim, teacher_dim)'
+                    f'={max(student_dim, teacher_dim)} so that both '
+                    'projections have orthonormal columns')
+            self.student_proj = OrthogonalProjector(
+                student_dim, self.dim, orthogonal_map=orthogonal_map)
+            self.teacher_proj = OrthogonalProjector(
+                teacher_dim, self.dim, orthogonal_map=orthogonal_map)
+        if indefinite:
+            self.metric = nn.Parameter(torch.ones(self.dim))
+        else:
+            self.register_buffer('metric', torch.ones(self.dim), persistent=False)
+
+    def connect(self, student, teacher):
+
+        def lift_student(x):
+            return self.student_proj.project(x) * self.metric
+
+        student = apply_on_channels(lift_student, student)
+        if self.teacher_proj is not None:
+            teacher = apply_on_channels(self.teacher_proj.project, teacher)
+        return student, teacher
+
+    def similarity(self, student: torch.Tensor,
+                   teacher: torch.Tensor) -> torch.Tensor:
+        """The indefinite inner product ``z_t^T P_t^T D P_s z_s`` of eq. 16
+        for pooled features (B, C_s) and (B, C_t); returns shape (B,)."""
+        s, t = self(student, teacher)
+        return (s * t).sum(-1)

@@ -1,0 +1,177 @@
+"""Distillation losses.
+
+Each loss is called as ``loss(student, teacher)`` with two tensors, or with
+two equal-length sequences of tensors (several matched streams, e.g. the
+feature levels of a detector); each returns a scalar multiplied by
+``loss_weight``. Teacher inputs are targets: no gradient flows into them
+unless they come from a learned connector.
+"""
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    'kl_divergence', 'standardize', 'standardized_feature_distance',
+    'token_distance', 'KLDivergenceLoss', 'StandardizedFeatureLoss',
+    'TokenMatchingLoss'
+]
+
+Streams = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def kl_divergence(student_logits: torch.Tensor,
+                  teacher_logits: torch.Tensor,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the
+    samples (``batchmean``).
+
+    Args:
+        student_logits (Tensor): (B, K) or (B, N, K); the last dim is the
+            class dim, all others are samples.
+        teacher_logits (Tensor): same shape.
+        temperature (float): T > 0.
+    """
+    _check_same_shape(student_logits, teacher_logits)
+    k = student_logits.shape[-1]
+    log_p_s = F.log_softmax(student_logits.reshape(-1, k) / temperature, -1)
+    log_p_t = F.log_softmax(teacher_logits.reshape(-1, k) / temperature, -1)
+    kl = F.kl_div(log_p_s, log_p_t, reduction='batchmean', log_target=True)
+    return kl * temperature**2
+
+
+def _as_rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C), (B, N, C) or (B, C, H, W) -> (samples, C)."""
+    if x.dim() == 4:
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+    return x.reshape(-1, x.shape[-1])
+
+
+def standardize(rows: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Zero mean, unit variance per channel over the rows; shape (M, C)."""
+    mean = rows.mean(0, keepdim=True)
+    var = rows.var(0, unbiased=False, keepdim=True)
+    return (rows - mean) * torch.rsqrt(var + eps)
+
+
+def standardized_feature_distance(student: torch.Tensor,
+                                  teacher: torch.Tensor,
+                                  criterion: str = 'smooth_l1',
+                                  beta: float = 1.0,
+                                  eps: float = 1e-5) -> torch.Tensor:
+    """Both features standardized per channel over all samples and
+    positions of the batch, then compared element-wise (mean).
+
+    Args:
+        student (Tensor): (B, C), (B, N, C) or (B, C, H, W).
+        teacher (Tensor): same shape.
+        criterion (str): ``'smooth_l1'`` (with ``beta``) or ``'l1'``.
+    """
+    _check_same_shape(student, teacher)
+    s = standardize(_as_rows(student), eps)
+    t = standardize(_as_rows(teacher), eps)
+    if criterion == 'smooth_l1':
+        return F.smooth_l1_loss(s, t, beta=beta)
+    if criterion == 'l1':
+        return F.l1_loss(s, t)
+    raise ValueError(f"criterion must be 'smooth_l1' or 'l1', got {criterion!r}")
+
+
+def token_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance between matched tokens, averaged over tokens.
+
+    Args:
+        student (Tensor): (B, N, C), (B, C) or (B, C, H, W).
+        teacher (Tensor): same shape.
+    """
+    _check_same_shape(student, teacher)
+    return torch.linalg.vector_norm(
+        _as_rows(student) - _as_rows(teacher), dim=-1).mean()
+
+
+def _check_same_shape(student: torch.Tensor, teacher: torch.Tensor) -> None:
+    if student.shape != teacher.shape:
+        raise ValueError(f'student shape {tuple(student.shape)} and teacher '
+                         f'shape {tuple(teacher.shape)} differ')
+
+
+def _pairs(student: Streams, teacher: Streams):
+    if torch.is_tensor(student) != torch.is_tensor(teacher):
+        raise TypeError('student and teacher must both be tensors or both '
+                        'be sequences of tensors')
+    if torch.is_tensor(student):
+        return [(student, teacher)]
+    if len(student) != len(teacher) or len(student) == 0:
+        raise ValueError(f'got {len(student)} student and {len(teacher)} '
+                         'teacher streams; they must match and be non-empty')
+    return list(zip(student, teacher))
+
+
+class KLDivergenceLoss(nn.Module):
+    """Logit distillation (Hinton et al.): :func:`kl_divergence` summed
+    over streams.
+
+    Args:
+        temperature (float): T. Defaults to 1 (DeiT / VkD).
+        loss_weight (float): Defaults to 1.
+    """
+
+    def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        self.temperature = temperature
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        return self.loss_weight * sum(
+            kl_divergence(s, t.detach(), self.temperature)
+            for s, t in _pairs(student, teacher))
+
+
+class StandardizedFeatureLoss(nn.Module):
+    """Feature distillation on per-channel standardized features (the
+    paper's "normalized L1"): :func:`standardized_feature_distance` summed
+    over streams.
+
+    Args:
+        criterion (str): ``'smooth_l1'`` (default, VkD) or ``'l1'``.
+        beta (float): smooth-L1 threshold. Defaults to 1.
+        loss_weight (float): Defaults to 1.
+    """
+
+    def __init__(self,
+                 criterion: str = 'smooth_l1',
+                 beta: float = 1.0,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        if criterion not in ('smooth_l1', 'l1'):
+            raise ValueError(
+                f"criterion must be 'smooth_l1' or 'l1', got {criterion!r}")
+        self.criterion = criterion
+        self.beta = beta
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        return self.loss_weight * sum(
+            standardized_feature_distance(s, t, self.criterion, self.beta)
+            for s, t in _pairs(student, teacher))
+
+
+class TokenMatchingLoss(nn.Module):
+    """ViDT's token-matching distillation: for each matched stream the mean
+    Euclidean distance between corresponding tokens, summed over streams,
+    then the square root of the sum.
+
+    Args:
+        loss_weight (float): Defaults to 1 (ViDT uses 4).
+    """
+
+    def __init__(self, loss_weight: float = 1.0):
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        total = sum(token_distance(s, t) for s, t in _pairs(student, teacher))
+        return self.loss_weight * torch.sqrt(total)

@@ -1,0 +1,46 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mokd_mm.core import KLDivergenceLoss, StandardizedFeatureLoss, TokenMatchingLoss
+
+
+def test_kl_divergence_against_definition():
+    s, t = torch.randn(4, 10), torch.randn(4, 10)
+    temperature = 2.0
+    p_t = F.softmax(t / temperature, -1)
+    expected = (p_t * (p_t.log() - F.log_softmax(s / temperature, -1))).sum(-1).mean()
+    loss = KLDivergenceLoss(temperature=temperature, loss_weight=0.5)(s, t)
+    assert loss.item() == pytest.approx(0.5 * temperature**2 * expected.item(), rel=1e-5)
+    assert KLDivergenceLoss()(t, t).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match='temperature'):
+        KLDivergenceLoss(temperature=0)
+
+
+def test_standardized_feature_loss_is_scale_and_shift_invariant_per_channel():
+    t = torch.randn(6, 5, 8)
+    s = t * torch.linspace(0.5, 3, 8) + torch.arange(8.0)  # per-channel affine
+    loss = StandardizedFeatureLoss()
+    assert loss(s, t).item() == pytest.approx(0.0, abs=1e-4)
+    assert loss(torch.randn(6, 5, 8), t).item() > 0.1
+    # L1 variant; maps are standardized per channel over (B, H, W).
+    m_t = torch.randn(2, 8, 3, 3)
+    m_s = 2 * m_t + 1
+    assert StandardizedFeatureLoss(criterion='l1')(m_s, m_t).item() == pytest.approx(0, abs=1e-4)
+    with pytest.raises(ValueError, match='criterion'):
+        StandardizedFeatureLoss(criterion='l2')
+
+
+def test_token_matching_sqrt_of_summed_mean_distances():
+    s1, t1 = torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)
+    t1[0, 0] = torch.tensor([3.0, 4.0, 0.0])  # distances 5 and 0 -> mean 2.5
+    s2, t2 = torch.zeros(1, 1, 2), torch.tensor([[[0.0, 1.5]]])  # mean 1.5
+    loss = TokenMatchingLoss(loss_weight=4.0)([s1, s2], [t1, t2])
+    assert loss.item() == pytest.approx(4.0 * (2.5 + 1.5)**0.5)
+
+
+def test_streams_must_match():
+    with pytest.raises(ValueError, match='2 student and 1 teacher'):
+        StandardizedFeatureLoss()([torch.randn(2, 3)] * 2, [torch.randn(2, 3)])
+    with pytest.raises(ValueError, match='shape'):
+        TokenMatchingLoss()(torch.randn(2, 3), torch.randn(2, 4))
