@@ -1,0 +1,4 @@
+from .optim_wrapper import MoKDOptimWrapper
+from .optim_wrapper_constructor import MoKDOptimWrapperConstructor
+
+__all__ = ['MoKDOptimWrapper', 'MoKDOptimWrapperConstructor']

@@ -1,0 +1,3 @@
+from .mokd_distiller import DistillLoss, MoKDDistiller, load_model_config
+
+__all__ = ['DistillLoss', 'MoKDDistiller', 'load_model_config']

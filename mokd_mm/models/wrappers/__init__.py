@@ -1,0 +1,3 @@
+from .mokd_data_parallel import MoKDDistributedDataParallel
+
+__all__ = ['MoKDDistributedDataParallel']

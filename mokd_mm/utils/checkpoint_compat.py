@@ -1,0 +1,100 @@
+"""Checkpoints on torch >= 2.6: safe loading of what MMEngine stores, atomic
+writes, and the student part of a distiller's checkpoint."""
+import collections
+import os
+import os.path as osp
+import pickle
+import tempfile
+from typing import Dict
+
+import numpy as np
+import torch
+
+STUDENT_PREFIX = 'student.'
+
+
+def _numpy_globals():
+    """The numpy callables and types a pickled ndarray / scalar refers to."""
+    core = getattr(np, '_core', None) or np.core
+    found = [np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar]
+    # dtype classes such as numpy.dtypes.Float64DType (numpy >= 1.25).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return found
+
+
+def _history_buffer_statistic(owner, name: str):
+    """What ``getattr`` may do while a checkpoint is unpickled.
+
+    ``HistoryBuffer.__getstate__`` stores its statistics methods, which
+    pickle as ``getattr(HistoryBuffer, 'mean')`` and so on. A general
+    ``getattr`` would let a crafted checkpoint reach any attribute of an
+    allowed object, so this stand-in resolves only those methods.
+    """
+    from mmengine.logging import HistoryBuffer
+    method = getattr(HistoryBuffer, name, None) if owner is HistoryBuffer else None
+    if method is None or name.startswith('_') or not callable(method):
+        raise pickle.UnpicklingError(
+            f'refusing getattr({owner!r}, {name!r}) in a weights-only load: only '
+            'HistoryBuffer statistics methods are allowed')
+    return method
+
+
+def register_mmengine_safe_globals() -> None:
+    """Allow ``torch.load(weights_only=True)`` -- the default since torch
+    2.6, and what MMEngine 0.10's ``load_checkpoint`` uses -- to read
+    MMEngine checkpoints for ``--resume`` and ``load_from``.
+
+    MMEngine stores its MessageHub (``HistoryBuffer`` objects holding numpy
+    arrays, with their statistics methods) and numpy scalars in ``meta``.
+    These are registered as safe, and ``getattr`` is replaced by a stand-in
+    that only resolves ``HistoryBuffer`` methods, rather than turning
+    ``weights_only`` off.
+    """
+    from mmengine.logging import HistoryBuffer
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, collections.OrderedDict, collections.defaultdict,
+         (_history_buffer_statistic, 'builtins.getattr')] + _numpy_globals())
+
+
+def save_checkpoint_atomic(checkpoint: Dict, path: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: the
+    file at ``path`` is either the old one or the complete new one."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def extract_student(checkpoint: Dict, source: str = 'checkpoint') -> Dict:
+    """The student's weights of a ``MoKDDistiller`` checkpoint, as a
+    checkpoint of the student model: ``{'state_dict', 'meta'}`` with the
+    ``student.`` prefix removed and the dataset metadata kept.
+
+    Raises:
+        KeyError: ``checkpoint`` has no ``state_dict`` or no student weights.
+    """
+    if 'state_dict' not in checkpoint:
+        raise KeyError(f'{source} has no "state_dict"')
+    state = checkpoint['state_dict']
+    student = collections.OrderedDict(
+        (key[len(STUDENT_PREFIX):], value) for key, value in state.items()
+        if key.startswith(STUDENT_PREFIX))
+    if not student:
+        raise KeyError(f'{source} has no "{STUDENT_PREFIX}*" weights: it is not '
+                       'a MoKDDistiller checkpoint')
+    meta = {}
+    dataset_meta = checkpoint.get('meta', {}).get('dataset_meta')
+    if dataset_meta is not None:
+        meta['dataset_meta'] = dataset_meta
+    return dict(state_dict=student, meta=meta)

@@ -1,0 +1,41 @@
+"""Shared fixtures: a small generated image set and a random-init teacher
+checkpoint in MMEngine's format (nothing is downloaded)."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, MODELS
+
+import mokd_mm  # noqa: F401  (registers the components)
+from mokd_mm.datasets import make_shape_classification
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TEACHER_CFG = osp.join(REPO, 'configs/demo/resnet18-w16_shapes.py')
+STUDENT_CFG = osp.join(REPO, 'configs/demo/resnet18-w8_shapes.py')
+MOKD_CFG = osp.join(REPO, 'configs/mokd/mokd_resnet18-w8_resnet18-w16_shapes.py')
+
+
+def build_in_scope(cfg: dict, scope: str = 'mmpretrain'):
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg)
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    return make_shape_classification(
+        str(tmp_path_factory.mktemp('data') / 'shapes_cls'), num_train=64, num_val=32)
+
+
+@pytest.fixture(scope='session')
+def teacher_ckpt(tmp_path_factory):
+    """A checkpoint of the demo teacher (random init, non-trivial BN stats)."""
+    torch.manual_seed(0)
+    teacher = build_in_scope(Config.fromfile(TEACHER_CFG).model)
+    for module in teacher.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict(), meta=dict()), path)
+    return str(path)

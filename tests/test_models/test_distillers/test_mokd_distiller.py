@@ -1,0 +1,151 @@
+"""MoKDDistiller on mmpretrain classifiers (the demo's teacher and student)."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope, OPTIM_WRAPPERS
+from mmengine.optim import build_optim_wrapper
+from mmpretrain.registry import DATASETS
+
+from tests.conftest import MOKD_CFG, build_in_scope
+
+
+def _cfg(teacher_ckpt, **overrides):
+    cfg = Config.fromfile(MOKD_CFG)
+    model = copy.deepcopy(cfg.model.to_dict())
+    model['teacher_ckpt'] = teacher_ckpt
+    model['data_preprocessor'] = cfg.data_preprocessor.to_dict()
+    model.update(overrides)
+    return cfg, model
+
+
+def _batch(cfg, shapes_root, n=8):
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=shapes_root))
+    return pseudo_collate([dataset[i] for i in range(n)])
+
+
+def _wrapper(model, **kwargs):
+    cfg = dict(type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
+               optimizer=dict(type='SGD', lr=0.05), **kwargs)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return build_optim_wrapper(model, cfg)
+
+
+def test_teacher_is_loaded_frozen_and_outside_the_checkpoint(teacher_ckpt):
+    _, model_cfg = _cfg(teacher_ckpt)
+    distiller = build_in_scope(model_cfg)
+    saved = torch.load(teacher_ckpt)['state_dict']
+    teacher_state = distiller.teacher.state_dict()
+    assert all(torch.equal(saved[k], teacher_state[k]) for k in saved)
+    assert not any(k.startswith('teacher') for k in distiller.state_dict())
+    assert any(k.startswith('distill_losses.loss_feat.connectors') for k in distiller.state_dict())
+    teacher_params = {id(p) for p in distiller.teacher.parameters()}
+    assert not teacher_params & {id(p) for p in distiller.parameters()}
+    assert not any(p.requires_grad for p in distiller.teacher.parameters())
+    distiller.train()
+    assert distiller.student.training and not distiller.teacher.training
+    distiller.double()
+    assert next(distiller.teacher.parameters()).dtype == torch.float64
+    wrapper = _wrapper(distiller)
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert not teacher_params & in_optimizer
+    assert wrapper.objectives == ['distill', 'task']
+
+
+def test_train_step_updates_student_and_connectors_only(teacher_ckpt, shapes_root):
+    cfg, model_cfg = _cfg(teacher_ckpt)
+    distiller = build_in_scope(model_cfg)
+    distiller.train()
+    wrapper = _wrapper(distiller)
+    teacher_before = copy.deepcopy(distiller.teacher.state_dict())
+    student_before = copy.deepcopy(distiller.student.state_dict())
+    conn = distiller.distill_losses['loss_feat'].connectors[0]
+    metric_before = conn.metric.detach().clone()
+    log_vars = distiller.train_step(_batch(cfg, shapes_root), wrapper)
+    for key in ('student.loss', 'distill.loss_kl', 'distill.loss_feat', 'objective.distill',
+                'objective.task', 'mokd/pi_distill', 'mokd/pi_task'):
+        assert key in log_vars
+    assert float(log_vars['objective.distill']) == pytest.approx(
+        float(log_vars['distill.loss_kl']) + float(log_vars['distill.loss_feat']), rel=1e-5)
+    teacher_after = distiller.teacher.state_dict()
+    assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
+    student_after = distiller.student.state_dict()
+    assert not torch.equal(student_before['head.fc.weight'], student_after['head.fc.weight'])
+    assert not torch.equal(metric_before, conn.metric)
+    # The same-batch re-evaluation left BatchNorm statistics alone: one
+    # training forward counted.
+    assert int(student_after['backbone.bn1.num_batches_tracked']) == 1
+    # The amortized rule moved the weights.
+    assert log_vars['mokd/pi_distill'] != 0.5
+
+
+def test_predict_runs_the_student_or_the_teacher(teacher_ckpt, shapes_root):
+    cfg, model_cfg = _cfg(teacher_ckpt)
+    distiller = build_in_scope(model_cfg).eval()
+    data = distiller.data_preprocessor(_batch(cfg, shapes_root, 4), False)
+    out = distiller(data['inputs'], data['data_samples'], mode='tensor')
+    assert torch.equal(out, distiller.student(data['inputs'], mode='tensor'))
+    preds = distiller.val_step(_batch(cfg, shapes_root, 4))
+    assert len(preds) == 4 and preds[0].pred_score.shape == (4, )
+    _, teacher_cfg = _cfg(teacher_ckpt, predict_with='teacher')
+    as_teacher = build_in_scope(teacher_cfg).eval()
+    out_t = as_teacher(data['inputs'], data['data_samples'], mode='tensor')
+    assert torch.equal(out_t, as_teacher.teacher(data['inputs'], mode='tensor'))
+
+
+def test_bad_input_is_named(teacher_ckpt, tmp_path):
+    _, base = _cfg(teacher_ckpt)
+
+    def build(**changes):
+        cfg = copy.deepcopy(base)
+        cfg.update(changes)
+        return build_in_scope(cfg)
+
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
+        build(teacher_ckpt=str(tmp_path / 'missing.pth'))
+    bad = torch.load(teacher_ckpt)
+    bad['state_dict']['head.fc.extra'] = torch.zeros(1)
+    del bad['state_dict']['head.fc.bias']
+    torch.save(bad, tmp_path / 'bad.pth')
+    with pytest.raises(ValueError, match=r'head\.fc\.bias'):
+        build(teacher_ckpt=str(tmp_path / 'bad.pth'))
+    with pytest.raises(KeyError, match="student tap 'logits'.*did you mean"):
+        build(student_taps=dict(feat=dict(module='neck', index=-1), logits='head.fcc'))
+    losses = copy.deepcopy(base['distill_losses'])
+    losses['loss_kl']['teacher'] = 'probs'
+    with pytest.raises(KeyError, match="reads teacher tap 'probs'"):
+        build(distill_losses=losses)
+    with pytest.raises(ValueError, match=r"\['extra'\] are read by no"):
+        build(teacher_taps=dict(base['teacher_taps'], extra='head'))
+    losses = copy.deepcopy(base['distill_losses'])
+    losses['loss_kl']['connector'] = dict(type='LinearConnector', student_dim=5, teacher_dim=4)
+    with pytest.raises(ValueError, match="loss_kl: the connector expects student_dim=5 but "
+                       "student tap 'logits' \\(module 'head.fc'\\) has 4"):
+        build(distill_losses=losses)
+    with pytest.raises(ValueError, match="'distill.loss_feat' is assigned to no objective"):
+        build(objectives=dict(distill=['distill.loss_kl'], task=['student.*']))
+    with pytest.raises(ValueError, match='several objectives'):
+        build(objectives=dict(distill=['distill.*'], task=['*']))
+    with pytest.raises(ValueError, match="data_preprocessor differs.*'std'"):
+        teacher = Config.fromfile(base['teacher']).model.to_dict()
+        teacher['data_preprocessor'] = dict(
+            type='ClsDataPreprocessor', mean=[127.5] * 3, std=[1.0] * 3, to_rgb=True)
+        build(teacher=teacher)
+
+
+def test_student_losses_without_objective_and_wrapper_mismatch(teacher_ckpt, shapes_root):
+    cfg, model_cfg = _cfg(teacher_ckpt, objectives=dict(
+        distill=['distill.*'], task=['student.loss_cls']))
+    distiller = build_in_scope(model_cfg)
+    wrapper = _wrapper(distiller)
+    with pytest.raises(ValueError, match="'student.loss' is assigned to no objective"):
+        distiller.train_step(_batch(cfg, shapes_root), wrapper)
+    with pytest.raises(ValueError, match=r"objectives=\['task', 'distill'\].*declares"):
+        _wrapper(distiller, objectives=['task', 'distill'])
+    plain = OPTIM_WRAPPERS.build(dict(type='OptimWrapper', optimizer=torch.optim.SGD(
+        distiller.parameters(), lr=0.1)))
+    with pytest.raises(TypeError, match='MoKDOptimWrapper'):
+        distiller.train_step(_batch(cfg, shapes_root), plain)

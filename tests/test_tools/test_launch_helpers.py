@@ -1,0 +1,43 @@
+"""Command-line conveniences of tools/train.py and tools/test.py."""
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from mokd_mm.utils import enable_amp, enable_visualization
+from tests.conftest import MOKD_CFG, REPO, STUDENT_CFG
+
+
+@pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
+def test_both_local_rank_spellings_are_accepted(flag):
+    code = ('import sys; sys.argv = ["train.py", "cfg.py", "%s", "3"]; '
+            'sys.path.insert(0, "tools"); import os, train; train.parse_args(); '
+            'print(os.environ["LOCAL_RANK"])' % flag)
+    env = {'PYTHONPATH': REPO, 'PATH': '/usr/bin:/bin'}
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == '3'
+
+
+def test_amp_flag_keeps_the_mokd_wrapper():
+    cfg = Config.fromfile(MOKD_CFG)
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'MoKDOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'float16'
+    cfg = Config.fromfile(MOKD_CFG)
+    cfg.optim_wrapper.dtype = 'bfloat16'
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    plain = Config.fromfile(STUDENT_CFG)
+    enable_amp(plain)
+    assert plain.optim_wrapper.type == 'AmpOptimWrapper'
+
+
+def test_show_dir_for_mmpretrain_and_missing_hook():
+    cfg = Config.fromfile(STUDENT_CFG)
+    enable_visualization(cfg, False, 'shows', 0.5)
+    assert cfg.default_hooks.visualization.enable and cfg.default_hooks.visualization.out_dir == 'shows'
+    del cfg.default_hooks['visualization']
+    with pytest.raises(KeyError, match='default_hooks.visualization'):
+        enable_visualization(cfg, True, None, 0.5)

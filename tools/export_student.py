@@ -1,0 +1,29 @@
+"""Write the student of a MoKD checkpoint as a checkpoint of its own.
+
+The output loads into the student's own mmdet / mmpretrain config, so
+``tools/test.py <student config> <output>`` (or mmdet's and mmpretrain's own
+test tools) evaluates it. It holds plain tensors and metadata only, so it
+loads with ``torch.load(weights_only=True)``.
+
+Usage: python tools/export_student.py CHECKPOINT OUT
+"""
+import argparse
+
+import torch
+
+from mokd_mm.utils import extract_student, save_checkpoint_atomic
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint', help='a MoKDDistiller checkpoint')
+    parser.add_argument('out', help='the student checkpoint to write')
+    args = parser.parse_args()
+    checkpoint = torch.load(args.checkpoint, map_location='cpu')
+    student = extract_student(checkpoint, source=args.checkpoint)
+    save_checkpoint_atomic(student, args.out)
+    print(f'wrote {len(student["state_dict"])} student tensors to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
