@@ -1,4 +1,4 @@
-from . import registration  # noqa: F401  (connectors and losses)
+from . import cifar, registration  # noqa: F401  (registration only)
 from .distillers import DistillLoss, MoKDDistiller
 from .wrappers import MoKDDistributedDataParallel
 
