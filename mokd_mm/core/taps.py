@@ -15,29 +15,39 @@ class TapSpec:
     Written in configs as ``'backbone.layers.3'`` or
     ``dict(module='backbone', index=-1)`` (``index`` picks an item of a tuple
     or list output; ``key`` picks an entry of a dict output; ``input=True``
-    records the module's first positional input instead of its output).
+    records the module's first positional input instead of its output;
+    ``pool='mean'`` averages tokens (B, N, C) -> (B, C), after dropping the
+    first ``skip_tokens`` (e.g. class and distillation tokens), or maps
+    (B, C, H, W) -> (B, C)).
     """
+
+    KEYS = ('module', 'index', 'key', 'input', 'pool', 'skip_tokens')
 
     def __init__(self,
                  module: str,
                  index: Optional[int] = None,
                  key: Optional[str] = None,
-                 input: bool = False):
+                 input: bool = False,
+                 pool: Optional[str] = None,
+                 skip_tokens: int = 0):
+        if pool not in (None, 'mean'):
+            raise ValueError(f"tap pool must be None or 'mean', got {pool!r}")
         self.module = module
         self.index = index
         self.key = key
         self.input = input
+        self.pool = pool
+        self.skip_tokens = skip_tokens
 
     @classmethod
     def parse(cls, spec: Union[str, Mapping]) -> 'TapSpec':
         if isinstance(spec, str):
             return cls(spec)
         if isinstance(spec, Mapping):
-            unknown = set(spec) - {'module', 'index', 'key', 'input'}
+            unknown = set(spec) - set(cls.KEYS)
             if unknown or 'module' not in spec:
-                raise ValueError(
-                    f'a tap is a module path or dict(module=..., index=..., '
-                    f'key=..., input=...), got {dict(spec)}')
+                raise ValueError(f'a tap is a module path or a dict with keys '
+                                 f'{cls.KEYS} (module required), got {dict(spec)}')
             return cls(**spec)
         raise TypeError(f'a tap must be a str or dict, got {type(spec).__name__}')
 
@@ -46,6 +56,13 @@ class TapSpec:
             value = value[self.index]
         if self.key is not None:
             value = value[self.key]
+        if self.pool == 'mean':
+            if value.dim() == 4:
+                return value.mean(dim=(2, 3))
+            if value.dim() != 3:
+                raise ValueError(f'pool=mean needs (B, N, C) tokens or (B, C, H, W) '
+                                 f'maps, got shape {tuple(value.shape)} at {self.module!r}')
+            return value[:, self.skip_tokens:].mean(dim=1)
         return value
 
 

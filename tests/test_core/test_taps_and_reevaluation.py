@@ -39,6 +39,25 @@ def test_taps_record_outputs_items_and_inputs():
         taps.collect()
 
 
+def test_pooled_taps():
+
+    class Tokens(nn.Module):
+
+        def forward(self, x):
+            return x
+
+    taps = FeatureTaps(Tokens(), dict(
+        patches=dict(module='', pool='mean', skip_tokens=2)))
+    tokens = torch.randn(2, 5, 3)
+    taps.modules['patches'](tokens)
+    assert torch.allclose(taps.collect()['patches'], tokens[:, 2:].mean(1))
+    maps = torch.randn(2, 3, 4, 4)
+    taps.modules['patches'](maps)
+    assert torch.allclose(taps.collect()['patches'], maps.mean((2, 3)))
+    with pytest.raises(ValueError, match='pool'):
+        FeatureTaps(Tokens(), dict(x=dict(module='', pool='max')))
+
+
 def test_unknown_path_is_named_with_a_suggestion():
     with pytest.raises(KeyError, match=r"student tap 'x'.*did you mean"):
         FeatureTaps(Net(), dict(x='haed'), owner='student')
