@@ -34,28 +34,37 @@ def draw_shape(canvas: np.ndarray, shape: str, center, radius: int, color) -> No
         raise ValueError(f'unknown shape {shape!r}; known: {SHAPE_CLASSES}')
 
 
-def _noisy_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    base = rng.integers(0, 256, size=3)
-    noise = rng.normal(0, 25, size=(size, size, 3))
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A dark or light noisy background, (size, size, 3) uint8."""
+    level = rng.integers(20, 90) if rng.random() < 0.5 else rng.integers(165, 235)
+    tint = rng.integers(-20, 21, size=3)
+    noise = rng.normal(0, 12, size=(size, size, 3))
+    return np.clip(level + tint + noise, 0, 255).astype(np.uint8)
+
+
+def _contrasting_color(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A colour whose brightness is far from the background's."""
+    light = background.mean() < 128
+    level = rng.integers(170, 250) if light else rng.integers(10, 80)
+    return np.clip(level + rng.integers(-40, 41, size=3), 0, 255)
 
 
 def shape_image(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
-    """One image of ``shape`` on clutter (a distractor blob), (size, size, 3)."""
-    img = _noisy_background(rng, size)
-    # A distractor: a small blob of another colour.
+    """One image of ``shape`` on a noisy background with a small distractor
+    blob, (size, size, 3) uint8."""
+    img = _background(rng, size)
     cv2.circle(img, tuple(int(v) for v in rng.integers(0, size, 2)),
-               int(rng.integers(1, max(2, size // 8))),
+               int(rng.integers(1, max(2, size // 10))),
                tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
-    radius = rng.integers(size // 6, size // 3)
-    center = rng.integers(radius, size - radius, 2)
-    draw_shape(img, shape, center, radius, rng.integers(0, 256, 3))
+    radius = rng.integers(size // 5, size * 2 // 5)
+    center = rng.integers(radius, size - radius + 1, 2)
+    draw_shape(img, shape, center, radius, _contrasting_color(rng, img))
     return img
 
 
 def make_shape_classification(root: str,
-                              num_train: int = 400,
-                              num_val: int = 100,
+                              num_train: int = 1000,
+                              num_val: int = 200,
                               size: int = 32,
                               seed: int = 0) -> str:
     """Write the classification set under ``root`` unless it is complete.

@@ -1,6 +1,7 @@
 """Checkpoints on torch >= 2.6: safe loading of what MMEngine stores, atomic
 writes, and the student part of a distiller's checkpoint."""
 import collections
+import io
 import os
 import os.path as osp
 import pickle
@@ -9,6 +10,7 @@ from typing import Dict
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 
 STUDENT_PREFIX = 'student.'
 
@@ -58,15 +60,17 @@ def register_mmengine_safe_globals() -> None:
          (_history_buffer_statistic, 'builtins.getattr')] + _numpy_globals())
 
 
-def save_checkpoint_atomic(checkpoint: Dict, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: the
-    file at ``path`` is either the old one or the complete new one."""
+def atomic_write(path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk,
+    then rename it over ``path``: a reader (or a resumed run) sees either the
+    old file or the complete new one, never a half-written file."""
+    path = os.fspath(path)
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -74,6 +78,35 @@ def save_checkpoint_atomic(checkpoint: Dict, path: str) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_checkpoint_atomic(checkpoint: Dict, path: str) -> None:
+    """``torch.save`` with :func:`atomic_write`."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend with atomic writes.
+
+    MMEngine saves checkpoints (and ``last_checkpoint``) through the file
+    backend's ``put``, which opens the final path and writes into it: a run
+    killed during the write leaves a truncated checkpoint that ``--resume``
+    then picks. Registered as the ``'local'`` backend when ``mokd_mm`` is
+    imported.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(filepath, obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(filepath, obj.encode(encoding))
+
+
+def register_atomic_local_backend() -> None:
+    """Make :class:`AtomicLocalBackend` serve local paths."""
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 def extract_student(checkpoint: Dict, source: str = 'checkpoint') -> Dict:

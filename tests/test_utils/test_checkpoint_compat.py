@@ -55,6 +55,21 @@ def test_atomic_save_keeps_the_old_file_when_saving_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['model.pth']
 
 
+def test_mmengine_checkpoint_writes_are_atomic(tmp_path):
+    from mmengine.fileio import get_file_backend
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from mokd_mm.utils import AtomicLocalBackend
+    path = tmp_path / 'iter_1.pth'
+    assert isinstance(get_file_backend(str(path)), AtomicLocalBackend)
+    save_checkpoint(dict(state_dict=dict(w=torch.ones(1))), str(path))
+    backend = get_file_backend(str(path))
+    with pytest.raises(TypeError):
+        backend.put('not bytes', str(path))  # fails while writing
+    assert torch.equal(torch.load(path)['state_dict']['w'], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ['iter_1.pth']
+
+
 def test_extract_student():
     ckpt = dict(state_dict={'student.w': torch.ones(1), 'distill_losses.c': torch.zeros(1)},
                 meta=dict(dataset_meta=dict(classes=('a', 'b')), seed=1))
