@@ -1,4 +1,6 @@
-from . import cifar, registration  # noqa: F401  (registration only)
+# Importing the subpackages registers their components (mmpretrain: cifar;
+# mmdet: vidt; every scope: registration).
+from . import cifar, registration, vidt  # noqa: F401
 from .distillers import DistillLoss, MoKDDistiller
 from .wrappers import MoKDDistributedDataParallel
 
