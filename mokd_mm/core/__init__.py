@@ -4,9 +4,11 @@ and ``mokd_mm.engine`` adapt them to MMEngine."""
 from .connectors import (IndefiniteSubspaceConnector, LinearConnector,
                          OrthogonalProjector)
 from .gradients import gradient_diagnostics, gram_matrix, objective_gradients
-from .losses import (KLDivergenceLoss, StandardizedFeatureLoss,
-                     TokenMatchingLoss, kl_divergence,
-                     standardized_feature_distance, token_distance)
+from .losses import (HardDistillationLoss, KLDivergenceLoss,
+                     StandardizedFeatureLoss, TeacherLayerNormFeatureLoss,
+                     TokenMatchingLoss, hard_distillation, kl_divergence,
+                     standardized_feature_distance,
+                     teacher_layer_norm_distance, token_distance)
 from .taps import FeatureTaps, TapSpec
 from .weighting import (AmortizedWeighting, NonFiniteObjectiveError,
                         min_norm_weights)
@@ -17,5 +19,6 @@ __all__ = [
     'KLDivergenceLoss', 'StandardizedFeatureLoss', 'TokenMatchingLoss',
     'kl_divergence', 'standardized_feature_distance', 'token_distance',
     'FeatureTaps', 'TapSpec', 'AmortizedWeighting', 'NonFiniteObjectiveError',
-    'min_norm_weights'
+    'min_norm_weights', 'HardDistillationLoss', 'TeacherLayerNormFeatureLoss',
+    'hard_distillation', 'teacher_layer_norm_distance'
 ]

@@ -15,7 +15,8 @@ from torch import nn
 __all__ = [
     'kl_divergence', 'standardize', 'standardized_feature_distance',
     'token_distance', 'KLDivergenceLoss', 'StandardizedFeatureLoss',
-    'TokenMatchingLoss'
+    'TokenMatchingLoss', 'hard_distillation', 'teacher_layer_norm_distance',
+    'HardDistillationLoss', 'TeacherLayerNormFeatureLoss'
 ]
 
 Streams = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -175,3 +176,76 @@ class TokenMatchingLoss(nn.Module):
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         total = sum(token_distance(s, t) for s, t in _pairs(student, teacher))
         return self.loss_weight * torch.sqrt(total)
+
+
+def hard_distillation(student_logits: torch.Tensor,
+                      teacher_logits: torch.Tensor) -> torch.Tensor:
+    """DeiT's hard-label distillation: the cross-entropy of the student
+    against the teacher's top-1 class, averaged over the samples.
+
+    Args:
+        student_logits (Tensor): (B, K) or (B, N, K); the last dim is the
+            class dim, all others are samples.
+        teacher_logits (Tensor): same shape.
+    """
+    _check_same_shape(student_logits, teacher_logits)
+    k = student_logits.shape[-1]
+    targets = teacher_logits.reshape(-1, k).argmax(-1)
+    return F.cross_entropy(student_logits.reshape(-1, k), targets)
+
+
+def teacher_layer_norm_distance(student: torch.Tensor,
+                                teacher: torch.Tensor,
+                                beta: float = 1.0,
+                                eps: float = 1e-5) -> torch.Tensor:
+    """Smooth-L1 (mean) between the student feature and the teacher feature
+    layer-normalised over its channels without affine parameters (VkD's
+    feature loss); the student feature is used as it is.
+
+    Args:
+        student (Tensor): (B, C), (B, N, C) or (B, C, H, W).
+        teacher (Tensor): same shape.
+    """
+    _check_same_shape(student, teacher)
+    t = _as_rows(teacher)
+    return F.smooth_l1_loss(
+        _as_rows(student), F.layer_norm(t, t.shape[-1:], eps=eps), beta=beta)
+
+
+class HardDistillationLoss(nn.Module):
+    """DeiT's hard-label distillation (``distillation_type='hard'``):
+    :func:`hard_distillation` summed over streams. The teacher's argmax
+    carries no gradient.
+
+    Args:
+        loss_weight (float): Defaults to 1.
+    """
+
+    def __init__(self, loss_weight: float = 1.0):
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        return self.loss_weight * sum(
+            hard_distillation(s, t) for s, t in _pairs(student, teacher))
+
+
+class TeacherLayerNormFeatureLoss(nn.Module):
+    """VkD's feature distillation: :func:`teacher_layer_norm_distance`
+    summed over streams. Pair it with
+    :class:`~mokd_mm.core.OrthogonalProjector` on the student side.
+
+    Args:
+        beta (float): smooth-L1 threshold. Defaults to 1.
+        loss_weight (float): Defaults to 1.
+    """
+
+    def __init__(self, beta: float = 1.0, loss_weight: float = 1.0):
+        super().__init__()
+        self.beta = beta
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        return self.loss_weight * sum(
+            teacher_layer_norm_distance(s, t.detach(), self.beta)
+            for s, t in _pairs(student, teacher))

@@ -3,10 +3,12 @@ MMEngine's root MODELS registry, so that configs of any scope (mmdet,
 mmpretrain, mmengine) build them by type name."""
 from mmengine.registry import MODELS
 
-from mokd_mm.core import (IndefiniteSubspaceConnector, KLDivergenceLoss,
-                          LinearConnector, OrthogonalProjector,
-                          StandardizedFeatureLoss, TokenMatchingLoss)
+from mokd_mm.core import (HardDistillationLoss, IndefiniteSubspaceConnector,
+                          KLDivergenceLoss, LinearConnector,
+                          OrthogonalProjector, StandardizedFeatureLoss,
+                          TeacherLayerNormFeatureLoss, TokenMatchingLoss)
 
 for _cls in (IndefiniteSubspaceConnector, OrthogonalProjector, LinearConnector,
-             KLDivergenceLoss, StandardizedFeatureLoss, TokenMatchingLoss):
+             KLDivergenceLoss, StandardizedFeatureLoss, TokenMatchingLoss,
+             HardDistillationLoss, TeacherLayerNormFeatureLoss):
     MODELS.register_module(module=_cls)

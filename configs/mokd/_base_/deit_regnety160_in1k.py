@@ -1,0 +1,55 @@
+# What every DeiT <- RegNetY-160 distillation of Table 2 shares: DeiT's
+# recipe (../../_base_/deit_in1k_300e.py), a DeiT-Ti student with a
+# distillation token, the RegNetY-160 teacher, and the taps on the
+# distillation-token logits and the teacher's logits. A method config adds
+# its distillation losses (and any further taps) and its weighting.
+#
+# Teacher: configs/regnet/regnety-160_timm_in1k.py (timm's regnety_160).
+# timm loads its weights while the teacher is built, from
+# checkpoints/regnety_160-a5fe301d.pth, the file DeiT published
+# (https://dl.fbaipublicfiles.com/deit/regnety_160-a5fe301d.pth); download
+# it there, or point elsewhere with
+#   --cfg-options model.teacher=MY_TEACHER_CONFIG
+# where MY_TEACHER_CONFIG inherits the RegNetY-160 config and sets
+# model.pretrained_cfg_overlay.file. teacher_ckpt stays None for that reason.
+_base_ = ['../../_base_/deit_in1k_300e.py']
+
+model = dict(
+    type='MoKDDistiller',
+    student=dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='DistilledVisionTransformer',
+            arch='deit-tiny',
+            img_size=224,
+            patch_size=16,
+            drop_path_rate=0.1),
+        neck=None,
+        head=dict(
+            type='DeiTDistillationHead',
+            num_classes=1000,
+            in_channels=192,
+            loss=dict(
+                type='LabelSmoothLoss', label_smooth_val=0.1,
+                mode='original')),
+        init_cfg=[
+            dict(type='TruncNormal', layer='Linear', std=0.02),
+            dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+        ],
+        train_cfg=dict(augments=[
+            dict(type='Mixup', alpha=0.8),
+            dict(type='CutMix', alpha=1.0),
+        ])),
+    teacher='configs/regnet/regnety-160_timm_in1k.py',
+    teacher_ckpt=None,
+    # (B, 1000) logits of the distillation token's classifier and of the
+    # teacher (timm's ClassifierHead: global_pool -> drop -> fc).
+    student_taps=dict(dist_logits='head.layers.head_dist'),
+    teacher_taps=dict(logits='model.head.fc'),
+    objectives=dict(distill=['distill.*'], task=['student.*']))
+
+optim_wrapper = dict(
+    type='MoKDOptimWrapper',
+    constructor='MoKDOptimWrapperConstructor',
+    diagnostics_interval=100)
+model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')

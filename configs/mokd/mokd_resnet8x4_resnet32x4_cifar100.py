@@ -1,0 +1,15 @@
+# MoKD, ResNet-32x4 (teacher) -> ResNet-8x4 (student) on CIFAR-100:
+# appendix C.5, Table 1, column 3 (MoKD 76.34 top-1).
+# Teacher: your own ResNet-32x4, trained with
+# configs/cifar100/resnet32x4_cifar100.py; tools/train.py writes
+# work_dirs/resnet32x4_cifar100/epoch_240.pth. Point elsewhere with
+# --cfg-options model.teacher_ckpt=PATH.
+_base_ = ['./_base_/mokd_cifar100.py']
+
+model = dict(
+    student='configs/cifar100/resnet8x4_cifar100.py',
+    teacher='configs/cifar100/resnet32x4_cifar100.py',
+    teacher_ckpt='work_dirs/resnet32x4_cifar100/epoch_240.pth',
+    distill_losses=dict(
+        loss_feat=dict(
+            connector=dict(student_dim=256, teacher_dim=256))))
