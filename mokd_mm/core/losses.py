@@ -16,7 +16,8 @@ __all__ = [
     'kl_divergence', 'standardize', 'standardized_feature_distance',
     'token_distance', 'KLDivergenceLoss', 'StandardizedFeatureLoss',
     'TokenMatchingLoss', 'hard_distillation', 'teacher_layer_norm_distance',
-    'HardDistillationLoss', 'TeacherLayerNormFeatureLoss'
+    'HardDistillationLoss', 'TeacherLayerNormFeatureLoss',
+    'sigmoid_kl_divergence', 'SigmoidKLDivergenceLoss'
 ]
 
 Streams = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -248,4 +249,49 @@ class TeacherLayerNormFeatureLoss(nn.Module):
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
             teacher_layer_norm_distance(s, t.detach(), self.beta)
+            for s, t in _pairs(student, teacher))
+
+
+def sigmoid_kl_divergence(student_logits: torch.Tensor,
+                          teacher_logits: torch.Tensor,
+                          temperature: float = 1.0) -> torch.Tensor:
+    """Logit distillation for sigmoid (multi-label / focal-loss) heads: each
+    class is a Bernoulli variable, ``T^2 sum_k KL(Ber(sigmoid(t_k / T)) ||
+    Ber(sigmoid(s_k / T)))``, averaged over the samples.
+
+    Args:
+        student_logits (Tensor): (..., K); all leading dims are samples
+            (e.g. (L, B, N, K) for the prediction levels of a DETR head).
+        teacher_logits (Tensor): same shape.
+        temperature (float): T > 0.
+    """
+    _check_same_shape(student_logits, teacher_logits)
+    s = student_logits / temperature
+    t = teacher_logits / temperature
+    p_t = torch.sigmoid(t)
+    # KL of Bernoulli(p_t) from Bernoulli(p_s), with log-sigmoids for stability.
+    kl = (p_t * (F.logsigmoid(t) - F.logsigmoid(s)) +
+          (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s)))
+    return kl.sum(-1).mean() * temperature**2
+
+
+class SigmoidKLDivergenceLoss(nn.Module):
+    """:func:`sigmoid_kl_divergence` summed over streams (the head term of
+    MoKD's detection distillation: class logits of matched [DET] tokens).
+
+    Args:
+        temperature (float): T. Defaults to 1.
+        loss_weight (float): Defaults to 1.
+    """
+
+    def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        self.temperature = temperature
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
+        return self.loss_weight * sum(
+            sigmoid_kl_divergence(s, t.detach(), self.temperature)
             for s, t in _pairs(student, teacher))

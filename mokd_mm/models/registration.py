@@ -5,10 +5,12 @@ from mmengine.registry import MODELS
 
 from mokd_mm.core import (HardDistillationLoss, IndefiniteSubspaceConnector,
                           KLDivergenceLoss, LinearConnector,
-                          OrthogonalProjector, StandardizedFeatureLoss,
+                          OrthogonalProjector, SigmoidKLDivergenceLoss,
+                          StandardizedFeatureLoss,
                           TeacherLayerNormFeatureLoss, TokenMatchingLoss)
 
 for _cls in (IndefiniteSubspaceConnector, OrthogonalProjector, LinearConnector,
              KLDivergenceLoss, StandardizedFeatureLoss, TokenMatchingLoss,
-             HardDistillationLoss, TeacherLayerNormFeatureLoss):
+             HardDistillationLoss, TeacherLayerNormFeatureLoss,
+             SigmoidKLDivergenceLoss):
     MODELS.register_module(module=_cls)

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mokd_mm.core import KLDivergenceLoss, StandardizedFeatureLoss, TokenMatchingLoss
+from mokd_mm.core import (KLDivergenceLoss, SigmoidKLDivergenceLoss, StandardizedFeatureLoss,
+                          TokenMatchingLoss)
 
 
 def test_kl_divergence_against_definition():
@@ -44,3 +45,12 @@ def test_streams_must_match():
         StandardizedFeatureLoss()([torch.randn(2, 3)] * 2, [torch.randn(2, 3)])
     with pytest.raises(ValueError, match='shape'):
         TokenMatchingLoss()(torch.randn(2, 3), torch.randn(2, 4))
+
+
+def test_sigmoid_kl_against_bernoulli_definition():
+    s, t = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4)
+    p, q = torch.sigmoid(t / 2), torch.sigmoid(s / 2)
+    expected = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).sum(-1).mean() * 4
+    loss = SigmoidKLDivergenceLoss(temperature=2.0)(s, t)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert SigmoidKLDivergenceLoss()(t, t).item() == pytest.approx(0.0, abs=1e-6)

@@ -214,6 +214,7 @@ class MoKDDistiller(BaseModel):
         for name, cfg in (distill_losses or {}).items():
             self.distill_losses[name] = DistillLoss(name, cfg)
         self._check_taps()
+        self._check_query_counts()
         self.objectives = OrderedDict(
             (name, list(patterns)) for name, patterns in (
                 objectives or dict(distill=['distill.*'], task=['student.*'])).items())
@@ -262,6 +263,16 @@ class MoKDDistiller(BaseModel):
             if unused:
                 raise ValueError(f'{role}_taps {unused} are read by no '
                                  'distillation loss')
+
+    def _check_query_counts(self) -> None:
+        """Query-based detectors (DETR family, ViDT's [DET] tokens) are
+        distilled token by token, matched by index: their counts must agree."""
+        counts = [getattr(m, 'num_queries', None) for m in (self.student, self.teacher)]
+        if self.distill_losses and None not in counts and counts[0] != counts[1]:
+            raise ValueError(
+                f'student.num_queries={counts[0]} but teacher.num_queries='
+                f'{counts[1]}: distillation matches [DET] tokens / queries by '
+                'index, so give both models the same num_queries')
 
     def _objective_of(self, loss_name: str) -> str:
         hits = [

@@ -1,7 +1,7 @@
 """Tests of the Swin body with the Reconfigured Attention Module."""
 import pytest
 import torch
-from vidt_test_utils import TINY_ARCH
+from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH
 
 from mokd_mm.models.vidt import (ReconfiguredAttention, SwinRAM,
                                  downsample_padding_mask,

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from vidt_test_utils import tiny_vidt_cfg
+from tests.test_models.test_vidt.vidt_test_utils import tiny_vidt_cfg
 
 from mmdet.registry import MODELS
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
-from vidt_test_utils import build_mmdet, make_batch, tiny_vidt_cfg
+from tests.test_models.test_vidt.vidt_test_utils import build_mmdet, make_batch, tiny_vidt_cfg
 
 from mokd_mm.models.vidt import (FallbackFocalLoss,
                                  FallbackMultiScaleDeformableAttention,

@@ -75,9 +75,16 @@ def build_mmdet(cfg: dict):
         return MODELS.build(cfg)
 
 
-def tiny_vidt_cfg() -> dict:
-    """A fresh copy of the tiny ViDT config (safe to modify)."""
-    return copy.deepcopy(TINY_VIDT)
+def tiny_vidt_cfg(embed_dims: int = 64, num_decoder_layers: int = 2) -> dict:
+    """A fresh copy of the tiny ViDT config (safe to modify), optionally
+    with another neck width or decoder depth."""
+    cfg = copy.deepcopy(TINY_VIDT)
+    layer = cfg['decoder']['layer_cfg']
+    for key in ('self_attn_cfg', 'cross_attn_cfg', 'ffn_cfg'):
+        layer[key]['embed_dims'] = embed_dims
+    cfg['bbox_head']['embed_dims'] = embed_dims
+    cfg['decoder']['num_layers'] = num_decoder_layers
+    return cfg
 
 
 def make_batch(sizes: Sequence[Tuple[int, int]],

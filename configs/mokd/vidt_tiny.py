@@ -1,0 +1,4 @@
+# MoKD: ViDT-tiny student, ViDT-base teacher, 50 epochs (Table 1 / 4).
+_base_ = ['./_base_/vidt_mokd.py']
+model = dict(
+    student=dict(backbone=dict(arch='tiny')))

@@ -1,0 +1,110 @@
+"""MoKD on ViDT through the real configs/mokd detection configs, with tiny
+ViDTs in place of the COCO-sized ones."""
+import copy
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope, MODELS
+
+from tests.conftest import REPO
+from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH, make_batch, tiny_vidt_cfg
+
+MOKD_DIR = osp.join(REPO, 'configs/mokd')
+# Two image sizes (padding) and an image without objects.
+SIZES, NUM_BOXES = [(64, 96), (96, 64), (80, 80)], [3, 2, 0]
+
+
+def _tiny(backbone_dims: int) -> dict:
+    """A tiny ViDT with the real neck width (256) and decoder depth (6), so
+    the configs' taps and connectors apply unchanged."""
+    cfg = tiny_vidt_cfg(embed_dims=256, num_decoder_layers=6)
+    arch = dict(TINY_ARCH, embed_dims=backbone_dims)
+    cfg['backbone']['arch'] = arch
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def teacher_file(tmp_path_factory):
+    torch.manual_seed(1)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        teacher = MODELS.build(_tiny(32))
+    teacher.init_weights()
+    path = tmp_path_factory.mktemp('vidt_teacher') / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict()), path)
+    return str(path)
+
+
+def _distiller(config, teacher_file, **teacher_overrides):
+    cfg = Config.fromfile(osp.join(MOKD_DIR, config)).model.to_dict()
+    cfg['student'] = _tiny(16)
+    cfg['teacher'] = dict(_tiny(32), **teacher_overrides)
+    cfg['teacher_ckpt'] = teacher_file
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def test_mokd_losses_step_and_predict(teacher_file):
+    model = _distiller('vidt_nano.py', teacher_file)
+    data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
+    model.train()
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    for key in ('student.loss_cls', 'student.loss_bbox', 'student.loss_iou',
+                'student.d0.loss_cls', 'student.d5.loss_iou', 'distill.loss_patch',
+                'distill.loss_neck', 'distill.loss_head_cls', 'distill.loss_head_box'):
+        assert key in losses and torch.isfinite(losses[key]).all(), key
+    assert losses['distill.loss_head_cls'] > 0 and losses['distill.loss_patch'] > 0
+
+    cfg = Config.fromfile(osp.join(MOKD_DIR, 'vidt_nano.py'))
+    wrapper_cfg = cfg.optim_wrapper.to_dict()
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        wrapper = build_optim_wrapper(model, wrapper_cfg)
+    head_before = model.student.bbox_head.cls_branches[0].weight.detach().clone()
+    log_vars = model.train_step(make_batch(SIZES, NUM_BOXES), wrapper)
+    assert log_vars['mokd/pi_distill'] != 0.5
+    assert not torch.equal(head_before, model.student.bbox_head.cls_branches[0].weight)
+
+    model.eval()
+    results = model.val_step(make_batch(SIZES, NUM_BOXES))
+    assert len(results) == 3
+    for result, (h, w) in zip(results, SIZES):
+        boxes = result.pred_instances.bboxes
+        assert len(boxes) == 5  # the tiny config's max_per_img
+        assert (boxes[:, 2] <= w + 1e-3).all() and (boxes[:, 3] <= h + 1e-3).all()
+
+
+@pytest.mark.parametrize('config', ['vidt_nano_token-matching.py', 'vidt_nano_vkd.py',
+                                    'vidt_nano_mokd-single-projector.py'])
+def test_baselines_and_ablations_run(config, teacher_file):
+    model = _distiller(config, teacher_file).train()
+    data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
+    losses = model(data['inputs'], data['data_samples'], mode='loss')
+    distill = [k for k in losses if k.startswith('distill.')]
+    assert distill and all(torch.isfinite(losses[k]) for k in distill)
+
+
+def test_different_det_token_counts_fail_at_build(teacher_file):
+    with pytest.raises(ValueError, match=r'student.num_queries=6 but teacher.num_queries=9'):
+        _distiller('vidt_nano.py', None, num_queries=9)
+
+
+@pytest.mark.parametrize('config', sorted(
+    osp.basename(p) for p in glob.glob(osp.join(MOKD_DIR, 'vidt_*.py'))))
+def test_every_vidt_distillation_config_builds(config):
+    cfg = Config.fromfile(osp.join(MOKD_DIR, config))
+    model_cfg = copy.deepcopy(cfg.model.to_dict())
+    model_cfg['teacher_ckpt'] = None  # the converted COCO checkpoints are the user's
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(model_cfg)
+    arch = osp.splitext(config)[0].split('_')[1]
+    # Last-stage width is 8 x embed_dims: nano 48, tiny/small 96, base 128.
+    assert model.student.backbone.det_channels == {'nano': 384, 'tiny': 768, 'small': 768}[arch]
+    assert model.teacher.backbone.det_channels == (768 if 'teacher-small' in config else 1024)
+    assert cfg.optim_wrapper.type == 'MoKDOptimWrapper'
+    assert cfg.model_wrapper_cfg.type == 'MoKDDistributedDataParallel'
