@@ -34,15 +34,16 @@ def draw_shape(canvas: np.ndarray, shape: str, center, radius: int, color) -> No
         raise ValueError(f'unknown shape {shape!r}; known: {SHAPE_CLASSES}')
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A dark or light noisy background, (size, size, 3) uint8."""
+def noisy_background(rng: np.random.Generator, height: int,
+                     width: int) -> np.ndarray:
+    """A dark or light noisy background, (height, width, 3) uint8."""
     level = rng.integers(20, 90) if rng.random() < 0.5 else rng.integers(165, 235)
     tint = rng.integers(-20, 21, size=3)
-    noise = rng.normal(0, 12, size=(size, size, 3))
+    noise = rng.normal(0, 12, size=(height, width, 3))
     return np.clip(level + tint + noise, 0, 255).astype(np.uint8)
 
 
-def _contrasting_color(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+def contrasting_color(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
     """A colour whose brightness is far from the background's."""
     light = background.mean() < 128
     level = rng.integers(170, 250) if light else rng.integers(10, 80)
@@ -52,13 +53,13 @@ def _contrasting_color(rng: np.random.Generator, background: np.ndarray) -> np.n
 def shape_image(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
     """One image of ``shape`` on a noisy background with a small distractor
     blob, (size, size, 3) uint8."""
-    img = _background(rng, size)
+    img = noisy_background(rng, size, size)
     cv2.circle(img, tuple(int(v) for v in rng.integers(0, size, 2)),
                int(rng.integers(1, max(2, size // 10))),
                tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
     radius = rng.integers(size // 5, size * 2 // 5)
     center = rng.integers(radius, size - radius + 1, 2)
-    draw_shape(img, shape, center, radius, _contrasting_color(rng, img))
+    draw_shape(img, shape, center, radius, contrasting_color(rng, img))
     return img
 
 
