@@ -73,7 +73,9 @@ def _scalars(work_dir):
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_ckpt):
-    config = _config(tmp_path, shapes_root, teacher_ckpt)
+    config = _config(tmp_path, shapes_root, teacher_ckpt, extra=(
+        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
+        "dict(type='TensorboardVisBackend')])"))
     _train(config, tmp_path / 'full')
     # Interrupted after iteration 3: resume from its checkpoint elsewhere.
     _train(config, tmp_path / 'resumed', '--resume', str(tmp_path / 'full' / 'iter_3.pth'))
@@ -92,8 +94,15 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_
             assert record[key] == pytest.approx(tail_full[it][key], rel=1e-5), (it, key)
     # The checkpoint holds no teacher.
     assert not any(k.startswith('teacher') for k in full['state_dict'])
-    # Diagnostics reached the json log every 2 iterations.
+    # Diagnostics reached the json log every 2 iterations, and TensorBoard.
     assert any('mokd/conflict' in r for r in _scalars(tmp_path / 'full'))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = glob.glob(str(tmp_path / 'full' / '*' / 'vis_data' / 'events.out.tfevents.*'))
+    accumulator = EventAccumulator(events[0])
+    accumulator.Reload()
+    tags = accumulator.Tags()['scalars']
+    assert {'mokd/pi_distill', 'mokd/pi_task', 'mokd/conflict', 'mokd/dominance'} <= set(tags)
+    assert len(accumulator.Scalars('mokd/pi_distill')) == 6
 
 
 def test_export_student_and_evaluate_with_its_own_config(tmp_path, shapes_root, teacher_ckpt):
