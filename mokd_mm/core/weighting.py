@@ -108,7 +108,7 @@ def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
     """
     if gram.dim() != 2 or gram.shape[0] != gram.shape[1]:
         raise ValueError(f'gram must be a square matrix, got {tuple(gram.shape)}')
-    gram = gram.detach().double()
+    gram = gram.detach().double().cpu()  # (K, K): tiny, no GPU round trips
     k = gram.shape[0]
     active = torch.diagonal(gram) > 0
     if not bool(active.any()):

@@ -171,3 +171,10 @@ def test_amortized_state_round_trip():
     assert torch.equal(a.logits, b.logits)
     with pytest.raises(ValueError, match='3 objectives'):
         AmortizedWeighting(2).load_state_dict(a.state_dict())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_min_norm_weights_of_a_cuda_gram():
+    grads = [g.cuda() for g in _random_gradients(0, k=3, n=10)]
+    pi = min_norm_weights(gram_matrix(grads))
+    assert pi.sum().item() == pytest.approx(1.0)
