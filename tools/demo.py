@@ -7,7 +7,9 @@ Steps (each one a command of this repository, printed before it runs):
    the next run);
 3. train the student (the same network at width 8) alone, distil it with the
    fixed-weight baseline and with MoKD, all for the same iterations;
-4. evaluate every model with ``tools/test.py`` and print a comparison table.
+4. evaluate every model with ``tools/test.py``, print a comparison table,
+   and plot MoKD's weights and gradient diagnostics
+   (``tools/analysis/plot_mokd.py``).
 
 Usage: python tools/demo.py [--iters N] [--work-dir DIR]
 """
@@ -116,8 +118,10 @@ def main():
     for name, acc, params, speed in rows:
         speed_text = '-' if speed != speed else f'{speed:.3f}'
         print(f'| {name:<20} | {acc:>9.1f} | {params:>9,} | {speed_text:>8} |')
+    mokd_dir = results[-1][3]
+    run([sys.executable, 'tools/analysis/plot_mokd.py', mokd_dir, '--out-dir', mokd_dir])
     print(f'\nLogs, checkpoints and scalars (mokd/pi_*, mokd/conflict, mokd/dominance) '
-          f'are under {args.work_dir}/.')
+          f'are under {args.work_dir}/; the plots are {mokd_dir}/mokd_*.png.')
 
 
 if __name__ == '__main__':

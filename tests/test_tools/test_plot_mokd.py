@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _write_log(path, with_pi=True):
+    path.parent.mkdir(parents=True)
+    with open(path, 'w') as f:
+        for it in range(1, 6):
+            record = {'iter': it, 'lr': 0.1, 'objective.task': 1.0 / it}
+            if with_pi:
+                record.update({'mokd/pi_distill': 0.5 - it / 100, 'mokd/pi_task': 0.5 + it / 100})
+            if it % 2 == 0:
+                record.update({'mokd/conflict': -0.1 * it, 'mokd/conflict_cos': -0.2,
+                               'mokd/dominance': 0.5 * it})
+            f.write(json.dumps(record) + '\n')
+        for step, ap in ((3, 0.1), (5, 0.2)):
+            f.write(json.dumps({'coco/bbox_mAP': ap, 'step': step}) + '\n')
+
+
+def test_plots_from_a_work_dir(tmp_path):
+    _write_log(tmp_path / 'run' / '20260101_000000' / 'vis_data' / 'scalars.json')
+    out = subprocess.run([sys.executable, 'tools/analysis/plot_mokd.py', str(tmp_path / 'run'),
+                          '--out-dir', str(tmp_path / 'plots')], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    names = sorted(p.name for p in (tmp_path / 'plots').iterdir())
+    assert names == ['mokd_conflict.png', 'mokd_dominance.png', 'mokd_pi.png', 'mokd_val.png']
+    assert all((tmp_path / 'plots' / n).read_bytes()[:4] == b'\x89PNG' for n in names)
+    assert out.count('.png') == 4
+
+
+def test_a_run_without_mokd_weights_is_refused(tmp_path):
+    sys.path.insert(0, f'{REPO}/tools/analysis')
+    from plot_mokd import plot
+    log = tmp_path / 'x' / 'vis_data' / 'scalars.json'
+    _write_log(log, with_pi=False)
+    with pytest.raises(KeyError, match='no mokd/pi_'):
+        plot(str(log), str(tmp_path / 'plots'))

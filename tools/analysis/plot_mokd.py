@@ -1,0 +1,107 @@
+"""Plot what MoKD did over a run, from its json log (``vis_data/scalars.json``).
+
+Writes into OUT_DIR (default: beside the log):
+
+- ``mokd_pi.png``: the weight of every objective (paper, appendix C.3);
+- ``mokd_conflict.png``: <g_distill, g_task> and its cosine (Figure 3a);
+- ``mokd_dominance.png``: |g_distill| / |g_task|, log scale (Figure 3b);
+- ``mokd_val.png``: the validation metric over training (COCO bbox AP or
+  top-1 accuracy), if the run validated more than once.
+
+Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+VAL_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'accuracy/top1')
+
+
+def find_log(path: str) -> str:
+    """``path`` itself, or the newest ``*/vis_data/scalars.json`` under it."""
+    if osp.isfile(path):
+        return path
+    logs = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        raise FileNotFoundError(f'no */vis_data/scalars.json under {path!r}')
+    return logs[-1]
+
+
+def read_series(log: str):
+    """Per key, the (step, value) pairs of the log; train records are keyed
+    by iteration, validation records by the step they were written at."""
+    series = {}
+    with open(log) as f:
+        for line in f:
+            record = json.loads(line)
+            step = record.get('iter', record.get('step'))
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ('iter', 'step', 'epoch'):
+                    series.setdefault(key, []).append((step, value))
+    return series
+
+
+def _plot(path, title, curves, ylabel, log_scale=False):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, points in curves:
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
+    ax.set_title(title)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(ylabel)
+    if log_scale:
+        ax.set_yscale('log')
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot(log: str, out_dir: str):
+    """Write the plots; returns the paths written."""
+    series = read_series(log)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    pis = sorted(k for k in series if k.startswith('mokd/pi_'))
+    if not pis:
+        raise KeyError(f'{log} has no mokd/pi_* scalars: not a MoKDOptimWrapper run')
+    written.append(_plot(osp.join(out_dir, 'mokd_pi.png'), 'MoKD weights',
+                         [(k[len('mokd/pi_'):], series[k]) for k in pis], 'pi'))
+    if 'mokd/conflict' in series:
+        written.append(_plot(
+            osp.join(out_dir, 'mokd_conflict.png'), 'Gradient conflict',
+            [('<g_distill, g_task>', series['mokd/conflict']),
+             ('cosine', series['mokd/conflict_cos'])], 'score'))
+    if 'mokd/dominance' in series:
+        written.append(_plot(
+            osp.join(out_dir, 'mokd_dominance.png'), 'Gradient dominance',
+            [('|g_distill| / |g_task|', series['mokd/dominance'])], 'ratio',
+            log_scale=True))
+    metric = next((m for m in VAL_METRICS if len(series.get(m, [])) > 1), None)
+    if metric is not None:
+        written.append(_plot(osp.join(out_dir, 'mokd_val.png'), 'Validation',
+                             [(metric, series[metric])], metric))
+    return written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('path', help='a work dir or a scalars.json')
+    parser.add_argument('--out-dir', help='defaults to the log\'s directory')
+    args = parser.parse_args()
+    log = find_log(args.path)
+    for path in plot(log, args.out_dir or osp.dirname(log)):
+        print(path)
+
+
+if __name__ == '__main__':
+    main()
