@@ -119,6 +119,8 @@ class KLDivergenceLoss(nn.Module):
         loss_weight (float): Defaults to 1.
     """
 
+    divergence = staticmethod(kl_divergence)
+
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0):
         super().__init__()
         if temperature <= 0:
@@ -128,7 +130,7 @@ class KLDivergenceLoss(nn.Module):
 
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
-            kl_divergence(s, t.detach(), self.temperature)
+            self.divergence(s, t.detach(), self.temperature)
             for s, t in _pairs(student, teacher))
 
 
@@ -275,7 +277,7 @@ def sigmoid_kl_divergence(student_logits: torch.Tensor,
     return kl.sum(-1).mean() * temperature**2
 
 
-class SigmoidKLDivergenceLoss(nn.Module):
+class SigmoidKLDivergenceLoss(KLDivergenceLoss):
     """:func:`sigmoid_kl_divergence` summed over streams (the head term of
     MoKD's detection distillation: class logits of matched [DET] tokens).
 
@@ -284,14 +286,4 @@ class SigmoidKLDivergenceLoss(nn.Module):
         loss_weight (float): Defaults to 1.
     """
 
-    def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0):
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        self.temperature = temperature
-        self.loss_weight = loss_weight
-
-    def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
-        return self.loss_weight * sum(
-            sigmoid_kl_divergence(s, t.detach(), self.temperature)
-            for s, t in _pairs(student, teacher))
+    divergence = staticmethod(sigmoid_kl_divergence)

@@ -1,9 +1,44 @@
 """Helpers of tools/train.py and tools/test.py that adjust a config to the
 command line and to the machine."""
+import argparse
+import os
+import os.path as osp
+
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPERS, init_default_scope
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments train.py and test.py share with mmdet's tools."""
+    parser.add_argument('--work-dir', help='the dir for logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (e.g. model.teacher_ckpt=x.pth)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with ``--cfg-options``, the launcher and
+    the work dir (``--work-dir``, the config's, or
+    ``work_dirs/<config name>``) applied; sets ``LOCAL_RANK``."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def enable_amp(cfg: Config) -> None:
