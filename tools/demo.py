@@ -52,7 +52,7 @@ def train(config, work_dir, iters, *options):
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
          f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
          f'param_scheduler.0.T_max={iters}', f'default_hooks.checkpoint.interval={iters}',
-         *options])
+         f'default_hooks.logger.interval={max(1, min(20, iters // 5))}', *options])
     return osp.join(work_dir, f'iter_{iters}.pth')
 
 
@@ -66,7 +66,7 @@ def seconds_per_iter(work_dir) -> float:
     with open(logs[-1]) as f:
         times = [json.loads(line)['time'] for line in f if '"time"' in line and '"lr"' in line]
     times = times[len(times) // 5:]  # skip the warm-up
-    return sum(times) / len(times)
+    return sum(times) / len(times) if times else float('nan')
 
 
 def student_parameters(checkpoint) -> int:
