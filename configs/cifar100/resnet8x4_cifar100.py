@@ -1,21 +1,4 @@
-_base_ = ['./_base_/cifar100_bs64_240e.py']
+# ResNet-8x4 (student), 1.2M parameters: ResNet-32x4 at depth 8.
+_base_ = ['./resnet32x4_cifar100.py']
 
-default_scope = 'mmpretrain'
-custom_imports = dict(
-    imports=['mokd_mm.models.cifar'], allow_failed_imports=False)
-
-# ResNet-8x4 (student), 1.2M parameters.
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='CifarResNet',
-        depth=8,
-        stem_channels=32,
-        stage_channels=(64, 128, 256)),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=256,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+model = dict(backbone=dict(depth=8))

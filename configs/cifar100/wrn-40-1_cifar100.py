@@ -1,17 +1,4 @@
-_base_ = ['./_base_/cifar100_bs64_240e.py']
+# WRN-40-1 (student), 0.57M parameters: WRN-40-2 at widen factor 1.
+_base_ = ['./wrn-40-2_cifar100.py']
 
-default_scope = 'mmpretrain'
-custom_imports = dict(
-    imports=['mokd_mm.models.cifar'], allow_failed_imports=False)
-
-# WRN-40-1 (student), 0.57M parameters.
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='CifarWideResNet', depth=40, widen_factor=1),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=64,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+model = dict(backbone=dict(widen_factor=1), head=dict(in_channels=64))

@@ -5,26 +5,12 @@
 #               the indefinite-subspace connector (eq. 16);
 #   L_task    = label-smoothed cross-entropy of the class-token head;
 # weighted by the amortized rule of Algorithm 1.
-_base_ = ['./deit_regnety160_in1k.py']
+_base_ = ['./deit_regnety160_kl-feat_in1k.py']
 
 model = dict(
-    # (B, C) mean of the patch tokens after the final LayerNorm: backbone.ln1
-    # returns (B, 2 + N, C) with the class and distillation tokens first.
-    student_taps=dict(
-        feat=dict(module='backbone.ln1', pool='mean', skip_tokens=2)),
-    # (B, 3024) globally pooled last stage of RegNetY-160: the input of its
-    # classifier (dropout between them is the identity in eval mode).
-    teacher_taps=dict(feat=dict(module='model.head.fc', input=True)),
     distill_losses=dict(
-        loss_kl=dict(
-            type='KLDivergenceLoss',
-            temperature=1.0,
-            student='dist_logits',
-            teacher='logits'),
         loss_feat=dict(
             type='StandardizedFeatureLoss',
-            student='feat',
-            teacher='feat',
             connector=dict(
                 type='IndefiniteSubspaceConnector',
                 student_dim=192,

@@ -3,22 +3,12 @@
 # orthogonal projector, smooth-L1 against the teacher's pooled feature
 # layer-normalised without affine; KL(distillation-token logits || teacher),
 # T = 1; cross-entropy of the class token; fixed weights 1 / 1.
-_base_ = ['./deit_regnety160_in1k.py']
+_base_ = ['./deit_regnety160_kl-feat_in1k.py']
 
 model = dict(
-    student_taps=dict(
-        feat=dict(module='backbone.ln1', pool='mean', skip_tokens=2)),
-    teacher_taps=dict(feat=dict(module='model.head.fc', input=True)),
     distill_losses=dict(
-        loss_kl=dict(
-            type='KLDivergenceLoss',
-            temperature=1.0,
-            student='dist_logits',
-            teacher='logits'),
         loss_feat=dict(
             type='TeacherLayerNormFeatureLoss',
-            student='feat',
-            teacher='feat',
             connector=dict(
                 type='OrthogonalProjector', student_dim=192,
                 teacher_dim=3024))))
