@@ -125,3 +125,26 @@ def test_wrong_key_is_named(timm_regnety, tmp_path):
 def test_missing_checkpoint_stops_the_build(tmp_path):
     with pytest.raises(FileNotFoundError):
         build_teacher(tmp_path / 'absent.pth')
+
+
+def test_teacher_ckpt_takes_the_published_deit_style_file(tmp_path):
+    """A distiller's ``teacher_ckpt`` pointing at a timm training checkpoint
+    (weights under ``'model'``, as DeiT publishes regnety_160) loads
+    strictly into a TimmClassifier teacher built without weights."""
+    import timm
+    from mmengine.registry import DefaultScope
+
+    from mokd_mm.models import MoKDDistiller
+    torch.manual_seed(0)
+    source = timm.create_model('regnety_002', pretrained=False).eval()
+    path = tmp_path / 'regnety_002.pth.tar'
+    torch.save({'model': source.state_dict(), 'epoch': 1}, path)
+    teacher = dict(type='TimmClassifier', model_name='regnety_002', pretrained=False,
+                   data_preprocessor=dict(type='ClsDataPreprocessor', mean=[0.0] * 3,
+                                          std=[1.0] * 3))
+    student = dict(teacher, model_name='regnety_002')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        distiller = MoKDDistiller(student=student, teacher=teacher, teacher_ckpt=str(path))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(distiller.teacher(x, mode='tensor'), source(x), atol=1e-5)

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import load_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch import nn
 
 from mokd_mm.core import FeatureTaps
@@ -378,11 +378,23 @@ class MoKDDistiller(BaseModel):
 
 
 def _load_teacher(teacher: nn.Module, path: str) -> None:
+    """Load ``path`` into the teacher on the CPU, strictly.
+
+    The weights are the checkpoint's ``state_dict`` (MMEngine), its
+    ``model`` (DeiT / timm training checkpoints, e.g. the published
+    RegNetY-160 file, for a ``TimmClassifier`` teacher) or the checkpoint
+    itself (a plain state dict).
+    """
     if '://' not in path and not osp.isfile(path):
         raise FileNotFoundError(f'teacher_ckpt {path!r} does not exist')
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = checkpoint
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            state = checkpoint[key]
+            break
     try:
-        load_checkpoint(teacher, path, map_location='cpu', strict=True,
-                        logger='current')
+        load_state_dict(teacher, state, strict=True, logger='current')
     except RuntimeError as err:
         raise ValueError(f'teacher_ckpt {path!r} does not match the teacher: '
                          f'{err}') from None
