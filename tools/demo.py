@@ -56,8 +56,10 @@ def train(config, work_dir, iters, *options):
     return osp.join(work_dir, f'iter_{iters}.pth')
 
 
-def evaluate(config, checkpoint, work_dir) -> float:
-    out = capture([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir])
+def evaluate(config, checkpoint, work_dir, *options) -> float:
+    extra = ['--cfg-options', *options] if options else []
+    out = capture([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+                   *extra])
     return float(out.split('accuracy/top1: ')[-1].split()[0])
 
 
@@ -97,16 +99,17 @@ def main():
         print(f'reusing {teacher_ckpt}', flush=True)
 
     print('[3/4] students', flush=True)
-    results = [('teacher', TEACHER, teacher_ckpt, osp.join(args.work_dir, 'teacher'))]
+    results = [('teacher', TEACHER, teacher_ckpt, osp.join(args.work_dir, 'teacher'), [])]
     for name, config in RUNS:
         work_dir = osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
         options = [] if config == STUDENT else [f'model.teacher_ckpt={teacher_ckpt}']
-        results.append((name, config, train(config, work_dir, args.iters, *options), work_dir))
+        ckpt = train(config, work_dir, args.iters, *options)
+        results.append((name, config, ckpt, work_dir, options))
 
     print('[4/4] evaluation', flush=True)
     rows = []
-    for name, config, ckpt, work_dir in results:
-        acc = evaluate(config, ckpt, osp.join(work_dir, 'test'))
+    for name, config, ckpt, work_dir, options in results:
+        acc = evaluate(config, ckpt, osp.join(work_dir, 'test'), *options)
         speed = seconds_per_iter(osp.join(REPO, work_dir)) if osp.isdir(
             osp.join(REPO, work_dir)) and name != 'teacher' else float('nan')
         rows.append((name, acc, student_parameters(osp.join(REPO, ckpt)), speed))
