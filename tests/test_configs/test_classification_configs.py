@@ -43,8 +43,10 @@ def build_deit_distiller(path: str):
     """A DeiT distillation config and its model with a random teacher (the
     last one is kept: the recipe test reuses it)."""
     cfg = Config.fromfile(path)
-    assert cfg.model.teacher == 'configs/regnet/regnety-160_timm_in1k.py'
+    assert cfg.model.teacher.config == 'configs/regnet/regnety-160_timm_in1k.py'
+    assert cfg.model.teacher_ckpt == 'checkpoints/regnety_160-a5fe301d.pth'
     cfg.model.teacher = random_regnety160()
+    cfg.model.teacher_ckpt = None
     return cfg, build(cfg)
 
 

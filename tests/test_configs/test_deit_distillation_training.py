@@ -32,7 +32,8 @@ def deit_config(method: str) -> str:
 @pytest.fixture(scope='module')
 def tiny_teacher(tmp_path_factory):
     """A regnety_002 state dict file and a teacher config that inherits the
-    RegNetY-160 config, as a user points it at another file."""
+    RegNetY-160 config; the distillation configs build it without weights
+    and load the file as ``teacher_ckpt``."""
     torch.manual_seed(0)
     timm_model = timm.create_model('regnety_002', num_classes=NUM_CLASSES)
     with torch.no_grad():
@@ -86,7 +87,8 @@ model = dict(
             patch_size=8),
         head=dict(num_classes={NUM_CLASSES}, in_channels={STUDENT_CHANNELS})),
     {connector}
-    teacher={teacher_config!r})
+    teacher=dict(config={teacher_config!r}),
+    teacher_ckpt={osp.join(osp.dirname(teacher_config), 'regnety_002.pth')!r})
 train_cfg = dict(max_epochs=1)
 default_hooks = dict(logger=dict(interval=1))
 ''')
@@ -116,7 +118,7 @@ def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
     cfg.model.data_preprocessor = cfg.data_preprocessor
     model = MODELS.build(cfg.model)
     model.init_weights()
-    # The teacher holds the file's weights (timm loaded them strictly).
+    # The teacher holds the file's weights (teacher_ckpt, loaded strictly).
     for key in ('head.fc.weight', 's4.b1.conv3.bn.running_var'):
         assert torch.equal(model.teacher.state_dict()[key], teacher_state[key])
     teacher_before = {

@@ -4,14 +4,11 @@
 # distillation-token logits and the teacher's logits. A method config adds
 # its distillation losses (and any further taps) and its weighting.
 #
-# Teacher: configs/regnet/regnety-160_timm_in1k.py (timm's regnety_160).
-# timm loads its weights while the teacher is built, from
-# checkpoints/regnety_160-a5fe301d.pth, the file DeiT published
-# (https://dl.fbaipublicfiles.com/deit/regnety_160-a5fe301d.pth); download
-# it there, or point elsewhere with
-#   --cfg-options model.teacher=MY_TEACHER_CONFIG
-# where MY_TEACHER_CONFIG inherits the RegNetY-160 config and sets
-# model.pretrained_cfg_overlay.file. teacher_ckpt stays None for that reason.
+# Teacher: configs/regnet/regnety-160_timm_in1k.py (timm's regnety_160),
+# built without weights; teacher_ckpt is the file DeiT published
+# (regnety_160-a5fe301d.pth, timm's keys under 'model'), loaded strictly.
+# Put it at checkpoints/ or point elsewhere with
+#   --cfg-options model.teacher_ckpt=PATH
 _base_ = ['../../_base_/deit_in1k_300e.py']
 
 model = dict(
@@ -40,8 +37,8 @@ model = dict(
             dict(type='Mixup', alpha=0.8),
             dict(type='CutMix', alpha=1.0),
         ])),
-    teacher='configs/regnet/regnety-160_timm_in1k.py',
-    teacher_ckpt=None,
+    teacher=dict(config='configs/regnet/regnety-160_timm_in1k.py', pretrained=False),
+    teacher_ckpt='checkpoints/regnety_160-a5fe301d.pth',
     # (B, 1000) logits of the distillation token's classifier and of the
     # teacher (timm's ClassifierHead: global_pool -> drop -> fc).
     student_taps=dict(dist_logits='head.layers.head_dist'),

@@ -23,11 +23,18 @@ ModelSpec = Union[str, dict]
 
 def load_model_config(spec: ModelSpec, role: str) -> dict:
     """A model config from a dict, or from the ``model`` of a config file
-    given as a path or as ``'mmdet::path'`` / ``'mmpretrain::path'``.
+    given as a path or as ``'mmdet::path'`` / ``'mmpretrain::path'``, or as
+    ``dict(config=path, **overrides)`` (the file's model with ``overrides``
+    merged in, e.g. ``pretrained=False``).
 
     A file's ``default_scope`` becomes the model's ``_scope_`` so that it is
     built in its own library's registry whatever the distiller's scope is.
     """
+    if isinstance(spec, (dict, ConfigDict)) and 'config' in spec:
+        overrides = copy.deepcopy(dict(spec))
+        model = Config(dict(model=load_model_config(overrides.pop('config'), role)))
+        model.merge_from_dict(dict(model=overrides))
+        return model.model.to_dict()
     if isinstance(spec, (dict, ConfigDict)):
         return copy.deepcopy(dict(spec))
     if not isinstance(spec, str):
@@ -150,7 +157,7 @@ class MoKDDistiller(BaseModel):
     Args:
         student (dict | str): the student's model config, or a config file
             (path, or ``'mmdet::...'`` / ``'mmpretrain::...'``) whose
-            ``model`` is taken.
+            ``model`` is taken, or ``dict(config=file, **overrides)``.
         teacher (dict | str): the teacher, likewise.
         teacher_ckpt (str, optional): the teacher's checkpoint, loaded
             strictly. Without it the teacher keeps its initialisation (for

@@ -149,3 +149,13 @@ def test_student_losses_without_objective_and_wrapper_mismatch(teacher_ckpt, sha
         distiller.parameters(), lr=0.1)))
     with pytest.raises(TypeError, match='MoKDOptimWrapper'):
         distiller.train_step(_batch(cfg, shapes_root), plain)
+
+
+def test_model_config_from_a_file_with_overrides():
+    from mokd_mm.models.distillers import load_model_config
+    from tests.conftest import TEACHER_CFG
+    cfg = load_model_config(dict(config=TEACHER_CFG, head=dict(num_classes=7)), 'teacher')
+    assert cfg['head']['num_classes'] == 7 and cfg['head']['in_channels'] == 128
+    assert cfg['_scope_'] == 'mmpretrain'
+    with pytest.raises(FileNotFoundError, match="teacher config 'nope.py'"):
+        load_model_config(dict(config='nope.py'), 'teacher')
