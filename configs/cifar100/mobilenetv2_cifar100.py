@@ -1,20 +1,9 @@
-_base_ = ['./_base_/cifar100_bs64_240e.py']
-
-default_scope = 'mmpretrain'
-custom_imports = dict(
-    imports=['mokd_mm.models.cifar'], allow_failed_imports=False)
-
 # MobileNet-V2 x0.5 (student), 0.81M parameters.
+_base_ = ['./_base_/cifar100_classifier.py']
+
 model = dict(
-    type='ImageClassifier',
     backbone=dict(type='CifarMobileNetV2', widen_factor=0.5),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=1280,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    head=dict(in_channels=1280))
 
 # Light students train with lr 0.01 (CRD recipe).
 optim_wrapper = dict(optimizer=dict(lr=0.01))

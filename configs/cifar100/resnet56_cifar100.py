@@ -1,17 +1,6 @@
-_base_ = ['./_base_/cifar100_bs64_240e.py']
-
-default_scope = 'mmpretrain'
-custom_imports = dict(
-    imports=['mokd_mm.models.cifar'], allow_failed_imports=False)
-
 # ResNet-56 (teacher), 0.86M parameters.
+_base_ = ['./_base_/cifar100_classifier.py']
+
 model = dict(
-    type='ImageClassifier',
     backbone=dict(type='CifarResNet', depth=56),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=64,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+    head=dict(in_channels=64))

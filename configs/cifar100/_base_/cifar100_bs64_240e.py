@@ -1,7 +1,7 @@
 # CIFAR-100 recipe of the CRD / RepDistiller benchmark (CRD, ReviewKD, MoKD
 # appendix C.5): batch 64 on one GPU, SGD lr 0.05, momentum 0.9, weight decay
 # 5e-4, 240 epochs, lr x0.1 at epochs 150, 180 and 210. Everything but the
-# model; a network config adds `model` (and MobileNet / ShuffleNet students
+# model; `cifar100_classifier.py` adds the classifier (and MobileNet / ShuffleNet students
 # lower the lr to 0.01).
 default_scope = 'mmpretrain'
 
