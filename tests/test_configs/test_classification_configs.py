@@ -146,10 +146,14 @@ def test_deit_schedule_warms_up_from_1e6_and_ends_at_5e6():
     assert cfg.train_cfg.max_epochs == 300
     assert cfg.auto_scale_lr.base_batch_size == 4 * 256 == \
         4 * cfg.train_dataloader.batch_size
-    augments = cfg.model.student.train_cfg.augments
-    assert [(a.type, a.alpha) for a in augments] == [('Mixup', 0.8),
-                                                     ('CutMix', 1.0)]
-    assert cfg.model.student.head.loss.label_smooth_val == 0.1
+    from mokd_mm.models.distillers import load_model_config
+    student = load_model_config(cfg.model.student, 'student')
+    augments = student['train_cfg']['augments']
+    assert [(a['type'], a['alpha']) for a in augments] == [('Mixup', 0.8),
+                                                           ('CutMix', 1.0)]
+    assert student['head']['loss']['label_smooth_val'] == 0.1
+    assert student['head']['type'] == 'DeiTDistillationHead'
+    assert student['backbone']['type'] == 'DistilledVisionTransformer'
 
 
 # CIFAR-100 pairs of appendix C.5: student / teacher sizes in millions.

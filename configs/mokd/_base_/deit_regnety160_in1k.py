@@ -13,30 +13,12 @@ _base_ = ['../../_base_/deit_in1k_300e.py']
 
 model = dict(
     type='MoKDDistiller',
+    # DeiT-Ti trained alone (configs/deit), with a distillation token and
+    # its classifier.
     student=dict(
-        type='ImageClassifier',
-        backbone=dict(
-            type='DistilledVisionTransformer',
-            arch='deit-tiny',
-            img_size=224,
-            patch_size=16,
-            drop_path_rate=0.1),
-        neck=None,
-        head=dict(
-            type='DeiTDistillationHead',
-            num_classes=1000,
-            in_channels=192,
-            loss=dict(
-                type='LabelSmoothLoss', label_smooth_val=0.1,
-                mode='original')),
-        init_cfg=[
-            dict(type='TruncNormal', layer='Linear', std=0.02),
-            dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
-        ],
-        train_cfg=dict(augments=[
-            dict(type='Mixup', alpha=0.8),
-            dict(type='CutMix', alpha=1.0),
-        ])),
+        config='configs/deit/deit-tiny_4xb256-300e_in1k.py',
+        backbone=dict(type='DistilledVisionTransformer'),
+        head=dict(type='DeiTDistillationHead')),
     teacher=dict(config='configs/regnet/regnety-160_timm_in1k.py', pretrained=False),
     teacher_ckpt='checkpoints/regnety_160-a5fe301d.pth',
     # (B, 1000) logits of the distillation token's classifier and of the
