@@ -40,3 +40,13 @@ def test_a_run_without_mokd_weights_is_refused(tmp_path):
     _write_log(log, with_pi=False)
     with pytest.raises(KeyError, match='no mokd/pi_'):
         plot(str(log), str(tmp_path / 'plots'))
+
+
+def test_count_params_reports_student_teacher_and_connectors():
+    from tests.conftest import MOKD_CFG, STUDENT_CFG
+    out = subprocess.run([sys.executable, 'tools/analysis/count_params.py', STUDENT_CFG,
+                          MOKD_CFG], cwd=REPO, check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    assert out[0].endswith(': 0.18M')  # 176,012 parameters (the demo's table)
+    # Connector: P_s (192 x 64) + P_t (192 x 128) + D (192) = 37,056.
+    assert out[1].endswith('student 0.18M, teacher 0.70M, connectors 0.04M')
