@@ -5,7 +5,7 @@ import copy
 import fnmatch
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -70,6 +70,12 @@ def _declared_channels(module: nn.Module, spec: TapSpec) -> Optional[int]:
         return module.num_features
     if isinstance(module, nn.GroupNorm):
         return module.num_channels
+    # OpenMMLab conventions: ConvModule & co. carry in_/out_channels,
+    # transformer layers embed_dims (the width of what they take and give).
+    for attr in ('in_channels' if spec.input else 'out_channels', 'embed_dims'):
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
     return None
 
 
@@ -78,7 +84,8 @@ class DistillLoss(nn.Module):
     pair, and the loss module. Built from one entry of ``distill_losses``.
     """
 
-    def __init__(self, name: str, cfg: dict):
+    def __init__(self, name: str, cfg: dict,
+                 channels: Callable[[str, str], Optional[int]]):
         super().__init__()
         cfg = copy.deepcopy(dict(cfg))
         self.name = name
@@ -101,9 +108,25 @@ class DistillLoss(nn.Module):
             raise ValueError(f'distill_losses.{name}: give one connector or '
                              f'one per tap pair ({len(self.student_taps)})')
         self.connectors = nn.ModuleList(
-            nn.Identity() if c is None else MODELS.build(copy.deepcopy(c))
-            for c in connector)
+            nn.Identity() if c is None else MODELS.build(self._sized(c, s, t, channels))
+            for c, s, t in zip(connector, self.student_taps, self.teacher_taps))
         self.loss = MODELS.build(cfg)
+
+    def _sized(self, connector: dict, s_tap: str, t_tap: str,
+               channels: Callable[[str, str], Optional[int]]) -> dict:
+        """``connector`` with ``student_dim`` / ``teacher_dim`` filled in
+        from the tapped modules where the config leaves them out."""
+        connector = copy.deepcopy(dict(connector))
+        for role, tap in (('student', s_tap), ('teacher', t_tap)):
+            key = f'{role}_dim'
+            if connector.get(key) is None:
+                connector[key] = channels(role, tap)
+                if connector[key] is None:
+                    raise ValueError(
+                        f'distill_losses.{self.name}: cannot tell the channels '
+                        f'of {role} tap {tap!r} from its module; give the '
+                        f'connector {key}')
+        return connector
 
     def forward(self, student: Dict[str, torch.Tensor],
                 teacher: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -168,7 +191,9 @@ class MoKDDistiller(BaseModel):
         distill_losses (dict, optional): loss name -> loss config with
             ``student`` and ``teacher`` (a tap name, or equal-length lists of
             tap names for several matched streams), optionally ``connector``
-            (one config used for every pair, or a list), and the loss's own
+            (one config used for every pair, or a list; a connector's
+            ``student_dim`` / ``teacher_dim``, when left out, are the
+            channels the tapped modules declare), and the loss's own
             ``type`` and arguments.
         objectives (dict, optional): objective name -> list of glob patterns
             over loss names. Defaults to
@@ -219,7 +244,8 @@ class MoKDDistiller(BaseModel):
         self._teacher_taps = FeatureTaps(teacher_model, teacher_taps or {}, 'teacher')
         self.distill_losses = nn.ModuleDict()
         for name, cfg in (distill_losses or {}).items():
-            self.distill_losses[name] = DistillLoss(name, cfg)
+            self.distill_losses[name] = DistillLoss(
+                name, cfg, lambda role, tap, name=name: self._tap_channels(name, role, tap))
         self._check_taps()
         self._check_query_counts()
         self.objectives = OrderedDict(
@@ -242,6 +268,16 @@ class MoKDDistiller(BaseModel):
         self._teacher._apply(fn, *args, **kwargs)
         return self
 
+    def _tap_channels(self, loss: str, role: str, tap: str) -> Optional[int]:
+        """The channels ``role``'s tap ``tap`` declares (None if its module
+        does not say); a KeyError naming ``loss`` if there is no such tap."""
+        taps = self._student_taps if role == 'student' else self._teacher_taps
+        if tap not in taps.specs:
+            raise KeyError(f'distill_losses.{loss} reads {role} tap '
+                           f'{tap!r}, which {role}_taps does not '
+                           f'define (it has {sorted(taps.specs)})')
+        return _declared_channels(taps.modules[tap], taps.specs[tap])
+
     def _check_taps(self) -> None:
         """Every loss reads existing taps; every tap is read; connectors'
         sizes agree with what the tapped modules declare."""
@@ -252,13 +288,9 @@ class MoKDDistiller(BaseModel):
                 for role, tap, taps, dim_key in (
                         ('student', s_name, self._student_taps, 'student_dim'),
                         ('teacher', t_name, self._teacher_taps, 'teacher_dim')):
-                    if tap not in taps.specs:
-                        raise KeyError(f'distill_losses.{name} reads {role} tap '
-                                       f'{tap!r}, which {role}_taps does not '
-                                       f'define (it has {sorted(taps.specs)})')
+                    declared = self._tap_channels(name, role, tap)
                     read[role].add(tap)
                     expected = getattr(connector, dim_key, None)
-                    declared = _declared_channels(taps.modules[tap], taps.specs[tap])
                     if expected is not None and declared is not None and expected != declared:
                         raise ValueError(
                             f'distill_losses.{name}: the connector expects '

@@ -125,6 +125,11 @@ def test_bad_input_is_named(teacher_ckpt, tmp_path):
     with pytest.raises(ValueError, match="loss_kl: the connector expects student_dim=5 but "
                        "student tap 'logits' \\(module 'head.fc'\\) has 4"):
         build(distill_losses=losses)
+    losses = copy.deepcopy(base['distill_losses'])
+    losses['loss_feat']['connector'] = dict(type='LinearConnector')
+    with pytest.raises(ValueError, match="loss_feat: cannot tell the channels of student tap "
+                       "'feat' from its module; give the connector student_dim"):
+        build(distill_losses=losses)  # 'feat' is an index into the neck's outputs
     with pytest.raises(ValueError, match="'distill.loss_feat' is assigned to no objective"):
         build(objectives=dict(distill=['distill.loss_kl'], task=['student.*']))
     with pytest.raises(ValueError, match='several objectives'):
