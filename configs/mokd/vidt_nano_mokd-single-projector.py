@@ -3,8 +3,7 @@
 # student into the teacher's space per stream (no P_t, no D), MoKD weights.
 _base_ = ['./vidt_nano.py']
 _connector = dict(
-    type='IndefiniteSubspaceConnector', student_dim=256, teacher_dim=256,
-    single_projector=True, indefinite=False)
+    type='IndefiniteSubspaceConnector', single_projector=True, indefinite=False)
 model = dict(
     distill_losses=dict(
         loss_patch=dict(connector=_connector), loss_neck=dict(connector=_connector)))

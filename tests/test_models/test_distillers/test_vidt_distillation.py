@@ -60,6 +60,12 @@ def test_mokd_losses_step_and_predict(teacher_file):
                 'distill.loss_neck', 'distill.loss_head_cls', 'distill.loss_head_box'):
         assert key in losses and torch.isfinite(losses[key]).all(), key
     assert losses['distill.loss_head_cls'] > 0 and losses['distill.loss_patch'] > 0
+    # The config gives no connector sizes: they come from the tapped modules
+    # (ConvModule out_channels, decoder layers' embed_dims).
+    for loss in ('loss_patch', 'loss_neck'):
+        for connector in model.distill_losses[loss].connectors:
+            assert (connector.student_dim, connector.teacher_dim, connector.dim) == (256, 256,
+                                                                                    512)
 
     cfg = Config.fromfile(osp.join(MOKD_DIR, 'vidt_nano.py'))
     wrapper_cfg = cfg.optim_wrapper.to_dict()
