@@ -162,8 +162,8 @@ def make_shape_detection(root: str,
                          num_train: int = 512,
                          num_val: int = 128,
                          image_size: Tuple[SideRange, SideRange] = (
-                             (256, 384), (256, 384)),
-                         max_objects: int = 8,
+                             (160, 224), (160, 224)),
+                         max_objects: int = 4,
                          seed: int = 0) -> str:
     """Write the COCO-format detection set under ``root`` unless it is
     complete.
@@ -178,11 +178,12 @@ def make_shape_detection(root: str,
         num_val (int): Validation images. Defaults to 128.
         image_size (tuple): ``(height, width)``, each an int or an inclusive
             ``(min, max)`` range drawn from per image. Defaults to
-            ``((256, 384), (256, 384))``: images of many sizes, so batches
-            need padding.
+            ``((160, 224), (160, 224))``: images of many sizes, so batches
+            need padding, small enough for a detector to learn on a CPU in
+            minutes (the demo's set).
         max_objects (int): The most shapes in an image; each image has
             1 to ``max_objects`` shapes drawn uniformly, except a few
-            (:data:`EMPTY_IMAGE_PROB`) that have none. Defaults to 8.
+            (:data:`EMPTY_IMAGE_PROB`) that have none. Defaults to 4.
         seed (int): The seed (>= 0). Defaults to 0.
 
     Returns:

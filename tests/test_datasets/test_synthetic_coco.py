@@ -155,12 +155,12 @@ def test_mmdet_loads_it_from_the_base_config(default_root):
         sample = train_set[index]
         instances = sample['data_samples'].gt_instances
         assert sample['inputs'].shape[0] == 3 and max(
-            sample['inputs'].shape[1:]) == 384
+            sample['inputs'].shape[1:]) == 192
         assert len(instances) == counts[index + 1]
         assert instances.bboxes.shape == (counts[index + 1], 4)
-    assert len(batch['inputs']) == 4
+    assert len(batch['inputs']) == 8
     padded = DetDataPreprocessor(pad_size_divisor=32)(batch)
-    assert padded['inputs'].shape[0] == 4
+    assert padded['inputs'].shape[0] == 8
     assert padded['inputs'].shape[-1] % 32 == 0
 
 

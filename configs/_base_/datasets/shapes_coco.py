@@ -1,9 +1,10 @@
 # The synthetic COCO-format shape detection set of the demo, the tests and
 # the benchmarks (mokd_mm.datasets.make_shape_detection writes it under
 # data/). Its types are mmdet's: inherit it from a detector config with
-# default_scope='mmdet'. Images are 256-384 px a side, so the pipelines only
-# resize to a common scale; batches of mixed sizes are padded by the model's
-# data preprocessor.
+# default_scope='mmdet'. Images are 160-224 px a side with 0-4 shapes; the
+# pipelines resize them to a 192 px long side; batches of mixed sizes are
+# padded by the model's data preprocessor. The batch size (8) is the demo
+# detectors'.
 dataset_type = 'CocoDataset'
 data_root = 'data/shapes_coco/'
 metainfo = dict(
@@ -14,13 +15,13 @@ backend_args = None
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(384, 384), keep_ratio=True),
+    dict(type='Resize', scale=(192, 192), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(384, 384), keep_ratio=True),
+    dict(type='Resize', scale=(192, 192), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
@@ -29,7 +30,7 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=8,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
@@ -44,7 +45,7 @@ train_dataloader = dict(
         pipeline=train_pipeline,
         backend_args=backend_args))
 val_dataloader = dict(
-    batch_size=4,
+    batch_size=8,
     num_workers=0,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
