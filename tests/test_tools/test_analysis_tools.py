@@ -33,6 +33,26 @@ def test_plots_from_a_work_dir(tmp_path):
     assert out.count('.png') == 4
 
 
+def test_val_curves_of_compared_runs_are_read(tmp_path):
+    sys.path.insert(0, f'{REPO}/tools/analysis')
+    from plot_mokd import plot
+    log = tmp_path / 'mokd' / 'vis_data' / 'scalars.json'
+    baseline = tmp_path / 'fixed' / 'vis_data' / 'scalars.json'
+    _write_log(log)
+    _write_log(baseline, with_pi=False)
+    assert (tmp_path / 'p' / 'mokd_val.png') in map(
+        type(tmp_path), plot(str(log), str(tmp_path / 'p'), [('fixed', str(baseline))]))
+    no_val = tmp_path / 'alone' / 'vis_data' / 'scalars.json'
+    no_val.parent.mkdir(parents=True)
+    no_val.write_text(json.dumps({'iter': 1, 'lr': 0.1}) + '\n')
+    with pytest.raises(KeyError, match=r"--compare alone\) has no 'coco/bbox_mAP'"):
+        plot(str(log), str(tmp_path / 'p'), [('alone', str(no_val))])
+    bad = subprocess.run([sys.executable, 'tools/analysis/plot_mokd.py', str(log),
+                          '--compare', str(baseline)], cwd=REPO, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and 'NAME=WORK_DIR' in bad.stderr
+
+
 def test_a_run_without_mokd_weights_is_refused(tmp_path):
     sys.path.insert(0, f'{REPO}/tools/analysis')
     from plot_mokd import plot

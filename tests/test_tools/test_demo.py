@@ -8,12 +8,23 @@ from tests.conftest import REPO
 def test_demo_end_to_end(tmp_path):
     work_dir = tmp_path / 'demo'
     out = subprocess.run(
-        [sys.executable, 'tools/demo.py', '--iters', '4', '--teacher-iters', '4',
-         '--work-dir', str(work_dir)],
+        [sys.executable, 'tools/demo.py', '--iters', '4', '--teacher-iters', '4', '--evals',
+         '2', '--work-dir', str(work_dir)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert '[student alone] iter 4/4' in out.stdout  # progress while it runs
     table = [line for line in out.stdout.splitlines() if line.startswith('| ')]
     names = [line.split('|')[1].strip() for line in table[1:]]
-    assert names == ['teacher', 'student alone', 'KD, fixed weights', 'MoKD (amortized)']
+    assert names == ['teacher', 'student alone', 'token matching, fixed', 'MoKD']
+    params = [int(line.split('|')[4].replace(',', '')) for line in table[1:]]
+    assert params[0] > params[1] == params[2] == params[3]  # the students are one network
     assert (work_dir / 'teacher.pth').exists()
-    assert (work_dir / 'mokd_resnet18-w8_resnet18-w16_shapes' / 'mokd_pi.png').exists()
+    mokd = work_dir / 'mokd_vidt-w16_vidt-w32_shapes'
+    for plot in ('pi', 'conflict', 'dominance', 'val'):
+        assert (mokd / f'mokd_{plot}.png').read_bytes()[:4] == b'\x89PNG'
+    # A second run reuses the teacher.
+    again = subprocess.run(
+        [sys.executable, 'tools/demo.py', '--iters', '2', '--evals', '1', '--work-dir',
+         str(work_dir)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert 'reusing' in again.stdout and '[teacher] iter' not in again.stdout

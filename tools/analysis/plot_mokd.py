@@ -6,15 +6,18 @@ Writes into OUT_DIR (default: beside the log):
 - ``mokd_conflict.png``: <g_distill, g_task> and its cosine (Figure 3a);
 - ``mokd_dominance.png``: |g_distill| / |g_task|, log scale (Figure 3b);
 - ``mokd_val.png``: the validation metric over training (COCO bbox AP or
-  top-1 accuracy), if the run validated more than once.
+  top-1 accuracy), if the run validated more than once, beside that of the
+  runs given with ``--compare`` (e.g. the baselines of the same schedule).
 
 Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
+           [--compare NAME=WORK_DIR ...]
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+from typing import Sequence, Tuple
 
 import matplotlib
 
@@ -66,8 +69,9 @@ def _plot(path, title, curves, ylabel, log_scale=False):
     return path
 
 
-def plot(log: str, out_dir: str):
-    """Write the plots; returns the paths written."""
+def plot(log: str, out_dir: str, compare: Sequence[Tuple[str, str]] = ()):
+    """Write the plots; ``compare`` holds ``(name, log)`` of runs whose
+    validation curves join MoKD's. Returns the paths written."""
     series = read_series(log)
     os.makedirs(out_dir, exist_ok=True)
     written = []
@@ -88,8 +92,14 @@ def plot(log: str, out_dir: str):
             log_scale=True))
     metric = next((m for m in VAL_METRICS if len(series.get(m, [])) > 1), None)
     if metric is not None:
+        curves = [('MoKD', series[metric])]
+        for name, other in compare:
+            points = read_series(other).get(metric)
+            if not points:
+                raise KeyError(f'{other} (--compare {name}) has no {metric!r} scalars')
+            curves.append((name, points))
         written.append(_plot(osp.join(out_dir, 'mokd_val.png'), 'Validation',
-                             [(metric, series[metric])], metric))
+                             curves, metric))
     return written
 
 
@@ -97,9 +107,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('path', help='a work dir or a scalars.json')
     parser.add_argument('--out-dir', help='defaults to the log\'s directory')
+    parser.add_argument('--compare', nargs='+', default=[], metavar='NAME=WORK_DIR',
+                        help='runs whose validation curves to draw beside MoKD\'s')
     args = parser.parse_args()
+    compare = []
+    for item in args.compare:
+        name, sep, path = item.partition('=')
+        if not sep or not name:
+            parser.error(f'--compare takes NAME=WORK_DIR, got {item!r}')
+        compare.append((name, find_log(path)))
     log = find_log(args.path)
-    for path in plot(log, args.out_dir or osp.dirname(log)):
+    for path in plot(log, args.out_dir or osp.dirname(log), compare):
         print(path)
 
 

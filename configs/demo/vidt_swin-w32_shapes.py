@@ -1,0 +1,53 @@
+# The detection demo's teacher: a small ViDT (Swin body of width 32 with
+# depths 1-1-2-1, neck and decoder 128-d, 30 [DET] tokens) trained from
+# scratch on the generated shape set at 192 px, batch 8, for a few hundred
+# iterations (tools/demo.py sets the count).
+_base_ = [
+    '../vidt/_base_/models/vidt_swin.py',
+    '../_base_/datasets/shapes_coco.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mokd_mm.models.vidt'], allow_failed_imports=False)
+default_scope = 'mmdet'
+
+embed_dims = 128  # neck and decoder width
+model = dict(
+    num_queries=30,
+    backbone=dict(
+        arch=dict(
+            _delete_=True, embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+        det_pos_dims=embed_dims,
+        extra_level_channels=embed_dims),
+    decoder=dict(
+        layer_cfg=dict(
+            self_attn_cfg=dict(embed_dims=embed_dims),
+            cross_attn_cfg=dict(embed_dims=embed_dims),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256))),
+    bbox_head=dict(num_classes=4, embed_dims=embed_dims),
+    test_cfg=dict(max_per_img=30))
+
+max_iters = 600
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+# ViDT's optimizer (configs/vidt/_base_/vidt_coco_50e.py) at a 10x higher
+# learning rate, for training from scratch in a few hundred steps.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    clip_grad=dict(max_norm=0.1, norm_type=2),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.,
+        bias_decay_mult=0.,
+        custom_keys={
+            'det_tokens': dict(decay_mult=0.),
+            'det_pos_embed': dict(decay_mult=0.)
+        }))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-7, by_epoch=False)
+]
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)

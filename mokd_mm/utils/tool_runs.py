@@ -1,0 +1,123 @@
+"""Scripted runs of this repository's ``tools/train.py`` and ``tools/test.py``
+and the numbers read back from them.
+
+The demo (``tools/demo.py``) and the quality benchmark
+(``benchmarks/demo_quality.py``) are sequences of these runs, so what they
+do is what a user would type. Each run's full output goes to a log file in
+its work directory; the console gets one line per logged interval.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+_TRAIN_PROGRESS = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\].*?\btime: ([\d.]+)')
+_LOSS = re.compile(r'\sloss: ([\d.]+)')
+_METRIC = re.compile(r'([\w]+/[\w]+): (-?\d+\.\d+)')
+
+
+def run_tool(repo: str, args: Sequence[str], log_file: str, label: str,
+             env: Optional[Dict[str, str]] = None) -> str:
+    """Run ``python <args>`` in ``repo`` (with ``env`` added to the
+    environment), writing its output to ``log_file`` and a short progress
+    line per logged training interval (and per validation) to the console.
+    Returns the output; raises ``RuntimeError`` with its tail if the tool
+    fails."""
+    command = [sys.executable, *args]
+    print('$ ' + ' '.join(shlex.quote(a) for a in command), flush=True)
+    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
+    lines = []
+    with open(log_file, 'w') as log, subprocess.Popen(
+            command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1, env=dict(os.environ, **(env or {}))) as proc:
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line)
+            progress = _TRAIN_PROGRESS.search(line)
+            if progress:
+                done, total, seconds = progress.groups()
+                loss = _LOSS.search(line)
+                eta = (int(total) - int(done)) * float(seconds)
+                print(f'  [{label}] iter {done}/{total}'
+                      + (f'  loss {float(loss.group(1)):.3f}' if loss else '')
+                      + f'  {float(seconds):.2f} s/iter  ~{eta:.0f} s left', flush=True)
+            elif 'Iter(val)' in line and 'coco/bbox_mAP:' in line:
+                metrics = dict(_METRIC.findall(line))
+                print(f'  [{label}] val bbox AP {float(metrics["coco/bbox_mAP"]):.3f}',
+                      flush=True)
+    output = ''.join(lines)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(args[:2])} failed (exit {proc.returncode}); '
+                           f'full log: {log_file}\n' + ''.join(lines[-40:]))
+    return output
+
+
+def train(repo: str, config: str, work_dir: str, iters: int, val_interval: int,
+          options: Sequence[str] = (), label: str = 'train',
+          env: Optional[Dict[str, str]] = None) -> str:
+    """Train ``config`` for ``iters`` iterations (cosine schedule over them,
+    validation every ``val_interval``) into ``work_dir``; returns the final
+    checkpoint's path."""
+    train_options = [
+        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_interval}',
+        f'param_scheduler.0.T_max={iters}', f'default_hooks.checkpoint.interval={iters}',
+        f'default_hooks.logger.interval={max(1, min(20, iters // 5))}', *options
+    ]
+    run_tool(repo, ['tools/train.py', config, '--work-dir', work_dir,
+                    '--cfg-options', *train_options],
+             osp.join(repo, work_dir, 'train_console.log'), label, env)
+    return osp.join(work_dir, f'iter_{iters}.pth')
+
+
+def test(repo: str, config: str, checkpoint: str, work_dir: str,
+         options: Sequence[str] = (), label: str = 'test') -> Dict[str, float]:
+    """Evaluate ``checkpoint`` with ``tools/test.py``; returns the metrics
+    of its final line (e.g. ``coco/bbox_mAP``, ``coco/bbox_mAP_50``)."""
+    extra = ['--cfg-options', *options] if options else []
+    output = run_tool(repo, ['tools/test.py', config, checkpoint, '--work-dir', work_dir,
+                             *extra], osp.join(repo, work_dir, 'test_console.log'), label)
+    results = [line for line in output.splitlines() if 'Iter(test)' in line
+               and _METRIC.search(line)]
+    if not results:
+        raise RuntimeError(f'tools/test.py printed no metrics for {checkpoint}')
+    return {key: float(value) for key, value in _METRIC.findall(results[-1])}
+
+
+def _scalars(work_dir: str) -> List[dict]:
+    """The records of the newest run's ``vis_data/scalars.json``."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        raise FileNotFoundError(f'no */vis_data/scalars.json under {work_dir!r}')
+    with open(logs[-1]) as f:
+        return [json.loads(line) for line in f]
+
+
+def seconds_per_iter(work_dir: str) -> float:
+    """Mean training step time of a run, its first fifth (warm-up) left
+    out."""
+    times = [r['time'] for r in _scalars(work_dir) if 'time' in r and 'lr' in r]
+    times = times[len(times) // 5:]
+    return sum(times) / len(times) if times else float('nan')
+
+
+def val_curve(work_dir: str, metric: str = 'coco/bbox_mAP') -> List[Tuple[int, float]]:
+    """``(iteration, value)`` of every validation of a run."""
+    return [(r['step'], r[metric]) for r in _scalars(work_dir) if metric in r]
+
+
+def student_parameters(checkpoint: str) -> int:
+    """Learnable parameters of the student in ``checkpoint`` (a plain
+    model's, or the ``student.`` part of a distiller's: connectors left
+    out)."""
+    state = torch.load(checkpoint, map_location='cpu')['state_dict']
+    distiller = any(k.startswith('student.') for k in state)
+    return sum(v.numel() for k, v in state.items()
+               if (k.startswith('student.') or not distiller) and v.is_floating_point()
+               and 'running_' not in k)
