@@ -11,9 +11,12 @@ __all__ = ['reevaluation_mode']
 
 
 def _is_stochastic(module: nn.Module) -> bool:
-    """Dropout and stochastic depth, whatever library defines them."""
-    return isinstance(module, nn.modules.dropout._DropoutNd) or 'DropPath' in type(
-        module).__name__
+    """Dropout and stochastic depth, whatever library defines them, and
+    ``nn.MultiheadAttention``, which drops attention weights itself (no
+    dropout submodule) while in training mode."""
+    return (isinstance(module, nn.modules.dropout._DropoutNd)
+            or 'DropPath' in type(module).__name__
+            or isinstance(module, nn.MultiheadAttention) and module.dropout > 0)
 
 
 @contextmanager

@@ -83,6 +83,18 @@ def test_reevaluation_leaves_no_trace():
     assert torch.allclose(batch_stats, torch.zeros(4, 6), atol=1e-3)
 
 
+def test_reevaluation_turns_off_attention_dropout():
+    # nn.MultiheadAttention drops attention weights without a Dropout
+    # submodule (mmcv's MultiheadAttention, hence ViDT's decoder, uses it).
+    attn = nn.MultiheadAttention(8, 2, dropout=0.9, batch_first=True).train()
+    x = torch.randn(2, 5, 8)
+    with reevaluation_mode(attn):
+        out1, out2 = attn(x, x, x)[0], attn(x, x, x)[0]
+    assert torch.equal(out1, out2)
+    assert attn.training
+    assert not torch.equal(attn(x, x, x)[0], attn(x, x, x)[0])  # training: dropped
+
+
 def test_core_imports_without_openmmlab():
     # Emulate an environment without OpenMMLab.
     code = ('import importlib.util, sys\n'
