@@ -14,6 +14,7 @@ model = dict(
         type='LinearClsHead', num_classes=4, in_channels=128,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
 default_hooks = dict(
-    logger=dict(interval=20),
+    # Validation scalars keyed by iteration (mmengine's default is the epoch).
+    logger=dict(interval=20, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
 randomness = dict(seed=0)

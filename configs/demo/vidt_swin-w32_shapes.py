@@ -47,7 +47,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-7, by_epoch=False)
 ]
 default_hooks = dict(
-    logger=dict(interval=20),
+    # Validation scalars keyed by iteration (mmengine's default is the epoch).
+    logger=dict(interval=20, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

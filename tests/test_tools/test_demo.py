@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+from mokd_mm.utils.tool_runs import val_curve
 from tests.conftest import REPO
 
 
@@ -22,6 +23,7 @@ def test_demo_end_to_end(tmp_path):
     mokd = work_dir / 'mokd_vidt-w16_vidt-w32_shapes'
     for plot in ('pi', 'conflict', 'dominance', 'val'):
         assert (mokd / f'mokd_{plot}.png').read_bytes()[:4] == b'\x89PNG'
+    assert [step for step, _ in val_curve(str(mokd))] == [2, 4]  # AP by iteration
     # A second run reuses the teacher.
     again = subprocess.run(
         [sys.executable, 'tools/demo.py', '--iters', '2', '--evals', '1', '--work-dir',
