@@ -2,7 +2,8 @@
 # 1e-4 with cosine decay to 1e-7 over 50 epochs, 8 GPUs x 2 images.
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/default_runtime.py'
+    'mmdet::_base_/default_runtime.py',
+    './vidt_optimizer.py',
 ]
 custom_imports = dict(
     imports=['mokd_mm.models.vidt'], allow_failed_imports=False)
@@ -47,18 +48,6 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
-    clip_grad=dict(max_norm=0.1, norm_type=2),
-    # No weight decay on biases, norms and the [DET] token embeddings.
-    paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        bias_decay_mult=0.,
-        custom_keys={
-            'det_tokens': dict(decay_mult=0.),
-            'det_pos_embed': dict(decay_mult=0.)
-        }))
 param_scheduler = [
     dict(
         type='CosineAnnealingLR',
