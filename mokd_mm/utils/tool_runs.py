@@ -90,12 +90,20 @@ def test(repo: str, config: str, checkpoint: str, work_dir: str,
     return {key: float(value) for key, value in _METRIC.findall(results[-1])}
 
 
+def find_scalars(path: str) -> str:
+    """``path`` itself if it is a file, else the newest
+    ``*/vis_data/scalars.json`` under the work directory ``path``."""
+    if osp.isfile(path):
+        return path
+    logs = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        raise FileNotFoundError(f'no */vis_data/scalars.json under {path!r}')
+    return logs[-1]
+
+
 def _scalars(work_dir: str) -> List[dict]:
     """The records of the newest run's ``vis_data/scalars.json``."""
-    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not logs:
-        raise FileNotFoundError(f'no */vis_data/scalars.json under {work_dir!r}')
-    with open(logs[-1]) as f:
+    with open(find_scalars(work_dir)) as f:
         return [json.loads(line) for line in f]
 
 

@@ -13,7 +13,6 @@ Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DI
            [--compare NAME=WORK_DIR ...]
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -21,20 +20,12 @@ from typing import Sequence, Tuple
 
 import matplotlib
 
+from mokd_mm.utils.tool_runs import find_scalars
+
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 VAL_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'accuracy/top1')
-
-
-def find_log(path: str) -> str:
-    """``path`` itself, or the newest ``*/vis_data/scalars.json`` under it."""
-    if osp.isfile(path):
-        return path
-    logs = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
-    if not logs:
-        raise FileNotFoundError(f'no */vis_data/scalars.json under {path!r}')
-    return logs[-1]
 
 
 def read_series(log: str):
@@ -115,8 +106,8 @@ def main():
         name, sep, path = item.partition('=')
         if not sep or not name:
             parser.error(f'--compare takes NAME=WORK_DIR, got {item!r}')
-        compare.append((name, find_log(path)))
-    log = find_log(args.path)
+        compare.append((name, find_scalars(path)))
+    log = find_scalars(args.path)
     for path in plot(log, args.out_dir or osp.dirname(log), compare):
         print(path)
 
