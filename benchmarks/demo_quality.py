@@ -23,17 +23,16 @@ Usage:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mokd_mm.utils.tool_runs import seconds_per_iter, train, val_curve  # noqa: E402
+from mokd_mm.utils.tool_runs import (map_concurrently, seconds_per_iter, train,  # noqa: E402
+                                     val_curve)
 
 STUDENT = 'configs/demo/vidt_swin-w16_shapes.py'
 FIXED = 'configs/mokd/kd-fixed_vidt-w16_vidt-w32_shapes.py'
@@ -109,12 +108,11 @@ def main():
                      'first (it trains and keeps the teacher)')
     if len(args.alphas) < 1 or len(args.seeds) < 1:
         parser.error('give at least one alpha and one seed')
-    threads = str(max(1, len(os.sched_getaffinity(0)) // args.jobs))
     jobs = [(name, config, options, seed) for name, config, options in variants(args.alphas)
             for seed in args.seeds]
     start = time.time()
 
-    def run(job):
+    def run(job, env):
         name, config, options, seed = job
         slug = name.replace(' ', '_').replace('=', '')
         work_dir = osp.join(args.work_dir, f'{slug}_seed{seed}')
@@ -122,15 +120,13 @@ def main():
         if config != STUDENT:
             options.append(f'model.teacher_ckpt={args.teacher}')
         train(REPO, config, work_dir, args.iters, args.val_interval, options,
-              label=f'{name} seed {seed}',
-              env=dict(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads))
+              label=f'{name} seed {seed}', env=env)
         full = osp.join(REPO, work_dir)
         return dict(variant=name, seed=seed, curve=val_curve(full),
                     curve50=val_curve(full, 'coco/bbox_mAP_50'),
                     seconds_per_iter=seconds_per_iter(full))
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(run, jobs))
+    runs = map_concurrently(run, jobs, args.jobs)
     results = {}
     for run_result in runs:
         results.setdefault(run_result['variant'], []).append(run_result)
