@@ -8,13 +8,14 @@ it runs; full logs go to each work directory's ``*_console.log``):
    kept as ``WORK_DIR/teacher.pth`` for the next run);
 3. train the student, a smaller ViDT (``configs/demo/vidt_swin-w16_shapes.py``)
    alone, distil it with ViDT's token matching under fixed weights and with
-   MoKD, all for the same iterations, validating along the way;
+   MoKD, all for the same iterations, validating along the way; ``--jobs``
+   runs at a time, each with an equal share of the cores;
 4. evaluate every model with ``tools/test.py`` (COCO bbox metrics), print a
    comparison table and plot MoKD's weights, gradient conflict and
    dominance and every student's AP over training
    (``tools/analysis/plot_mokd.py``).
 
-Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--work-dir DIR]
+Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--work-dir DIR]
 """
 import argparse
 import os
@@ -22,8 +23,8 @@ import os.path as osp
 import time
 
 from mokd_mm.datasets import make_shape_detection
-from mokd_mm.utils.tool_runs import (run_tool, seconds_per_iter, student_parameters, test,
-                                     train)
+from mokd_mm.utils.tool_runs import (map_concurrently, run_tool, seconds_per_iter,
+                                     student_parameters, test, train)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEACHER = 'configs/demo/vidt_swin-w32_shapes.py'
@@ -33,6 +34,10 @@ RUNS = (
     ('token matching, fixed', 'configs/mokd/token-matching_vidt-w16_vidt-w32_shapes.py'),
     ('MoKD', 'configs/mokd/mokd_vidt-w16_vidt-w32_shapes.py'),
 )
+# The order the student runs start in: MoKD, the slowest (its same-batch
+# re-evaluation is a second forward pass), first, so that with two jobs the
+# two baselines run one after the other beside it.
+START_ORDER = ('MoKD', 'student alone', 'token matching, fixed')
 
 
 def main():
@@ -41,6 +46,9 @@ def main():
     parser.add_argument('--teacher-iters', type=int, default=400)
     parser.add_argument('--evals', type=int, default=3,
                         help='validations during each student run (for the AP curves)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='student runs (and evaluations) at a time, each with cores / jobs '
+                        'threads')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     args = parser.parse_args()
     start = time.time()
@@ -61,23 +69,33 @@ def main():
                      val_interval=args.teacher_iters, label='teacher')
         os.replace(osp.join(REPO, last), osp.join(REPO, teacher_ckpt))
 
-    stage(f'3/4 students, {args.iters} iterations each')
+    stage(f'3/4 students, {args.iters} iterations each, {args.jobs} at a time')
     val_interval = max(1, args.iters // max(1, args.evals))
-    runs = [('teacher', TEACHER, teacher_ckpt, teacher_dir, [])]
-    for name, config in RUNS:
+
+    def train_student(name, env):
+        config = dict(RUNS)[name]
         work_dir = osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
         options = [] if config == STUDENT else [f'model.teacher_ckpt={teacher_ckpt}']
-        ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name)
-        runs.append((name, config, ckpt, work_dir, options))
+        ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name,
+                     env=env)
+        return name, config, ckpt, work_dir, options
+
+    trained = {run[0]: run for run in map_concurrently(train_student, START_ORDER, args.jobs)}
+    runs = [('teacher', TEACHER, teacher_ckpt, teacher_dir, [])]
+    runs += [trained[name] for name, _ in RUNS]
 
     stage('4/4 evaluation with tools/test.py')
-    rows = []
-    for name, config, ckpt, work_dir, options in runs:
-        metrics = test(REPO, config, ckpt, osp.join(work_dir, 'test'), options, label=name)
+
+    def evaluate(run, env):
+        name, config, ckpt, work_dir, options = run
+        metrics = test(REPO, config, ckpt, osp.join(work_dir, 'test'), options, label=name,
+                       env=env)
         trained_here = osp.isdir(osp.join(REPO, work_dir))
         speed = seconds_per_iter(osp.join(REPO, work_dir)) if trained_here else float('nan')
-        rows.append((name, metrics['coco/bbox_mAP'], metrics['coco/bbox_mAP_50'],
-                     student_parameters(osp.join(REPO, ckpt)), speed))
+        return (name, metrics['coco/bbox_mAP'], metrics['coco/bbox_mAP_50'],
+                student_parameters(osp.join(REPO, ckpt)), speed)
+
+    rows = map_concurrently(evaluate, runs, args.jobs)
 
     mokd_dir = runs[-1][3]
     baselines = [f'{name}={work_dir}' for name, _, _, work_dir, _ in runs[1:-1]]
@@ -94,6 +112,8 @@ def main():
         speed_text = '-' if speed != speed else f'{speed:.3f}'
         print(f'| {name:<22} | {100 * ap:>5.1f} | {100 * ap50:>5.1f} | {params:>9,} | '
               f'{speed_text:>8} |')
+    print(f's / iter: the teacher alone with all cores, the students {args.jobs} at a time '
+          f'with an equal share of the cores each.')
     print(f'\nLogs, checkpoints and scalars (mokd/pi_*, mokd/conflict, mokd/dominance, '
           f'coco/bbox_mAP) are under {args.work_dir}/; the plots are {mokd_dir}/mokd_*.png.')
 
