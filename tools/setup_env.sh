@@ -3,7 +3,7 @@
 # Does nothing when .venv already matches the requirement files.
 #
 # mmcv 2.1.0 is published on PyPI as source only. It is built once per machine with its
-# compiled ops (the longest step of a first setup) and the wheel is cached in $MOKD_WHEEL_CACHE
+# compiled ops and the wheel is cached in $MOKD_WHEEL_CACHE
 # (default ~/.cache/mokd_mm/wheels), so later fresh clones install it in seconds.
 set -euo pipefail
 
@@ -30,7 +30,7 @@ pip_install torch==2.14.1 torchvision==0.29.1
 
 mkdir -p "$cache"
 if ! ls "$cache"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
-  log "building mmcv 2.1.0 with its ops (once per machine, the longest step)"
+  log "building mmcv 2.1.0 with its ops (once per machine; minutes)"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
   "$py" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
