@@ -1,16 +1,17 @@
-"""Step time and peak memory of a MoKD distillation step against the
-fixed-weight step of the same distiller, side by side in one run.
+"""Step time and peak memory of a distillation step under every loss
+balancer, against the fixed-weight step of the same distiller, side by side
+in one run.
 
-For each variant (``fixed``; ``famo`` re-evaluating the same batch;
-``famo`` reading the next batch; ``exact``) a fresh process builds the
-distiller from CONFIG (random teacher weights), runs ``--warmup`` then
-``--steps`` training steps on a synthetic batch of the config's input size,
-and reports the mean step time and the peak memory (CUDA: allocated bytes;
-CPU: the process's peak resident size). Ratios are relative to ``fixed``.
+For each variant (a balancer of ``mokd_mm.core.balancers``; ``fixed`` is
+the weighted sum of eq. 3) a fresh process builds the distiller from CONFIG
+(random teacher weights), runs ``--warmup`` then ``--steps`` training steps
+on a synthetic batch of the config's input size, and reports the mean step
+time and the peak memory (CUDA: allocated bytes; CPU: the process's peak
+resident size). Ratios are relative to ``fixed``.
 
 Usage:
     python benchmarks/step_time.py CONFIG [--batch B] [--size H W] [--steps N]
-        [--device cuda|cpu] [--amp] [--out results.json]
+        [--device cuda|cpu] [--amp] [--variants NAME ...] [--out results.json]
 """
 import argparse
 import json
@@ -22,10 +23,19 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VARIANTS = {
-    'fixed': dict(mode='fixed', weights=dict(distill=1.0, task=1.0)),
-    'famo same-batch': dict(mode='famo', famo_update='same_batch'),
-    'famo next-batch': dict(mode='famo', famo_update='next_batch'),
-    'exact': dict(mode='exact'),
+    'fixed': dict(type='FixedWeights'),
+    'MoKD amortized, same batch': dict(type='MoKDAmortized'),
+    'MoKD amortized, next batch': dict(type='MoKDAmortized', update='next_batch'),
+    'MoKD exact': dict(type='MoKDExact'),
+    'scale-invariant': dict(type='ScaleInvariant'),
+    'uncertainty': dict(type='UncertaintyWeighting'),
+    'DWA': dict(type='DynamicWeightAverage'),
+    'RLW': dict(type='RandomLossWeighting'),
+    'MGDA': dict(type='MGDA'),
+    'PCGrad': dict(type='PCGrad'),
+    'CAGrad': dict(type='CAGrad'),
+    'GradDrop': dict(type='GradDrop'),
+    'IMTL-G': dict(type='IMTLG'),
 }
 
 
@@ -68,8 +78,7 @@ def measure(args, variant):
     if 'data_preprocessor' in cfg:
         model_cfg['data_preprocessor'] = cfg.data_preprocessor.to_dict()
     wrapper_cfg = cfg.optim_wrapper.to_dict()
-    wrapper_cfg.pop('weights', None)
-    wrapper_cfg.update(VARIANTS[variant], diagnostics_interval=0)
+    wrapper_cfg.update(balancer=VARIANTS[variant], diagnostics_interval=0)
     if args.amp:
         wrapper_cfg['dtype'] = 'float16'
     torch.manual_seed(0)
@@ -105,6 +114,8 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', action='store_true', help='float16 autocast and loss scaling')
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS),
+                        help='the variants to time (fixed is always first)')
     parser.add_argument('--variant', help=argparse.SUPPRESS)
     parser.add_argument('--out', help='also write the results as JSON')
     args = parser.parse_args()
@@ -112,7 +123,7 @@ def main():
         return measure(args, args.variant)
 
     rows = []
-    for variant in VARIANTS:
+    for variant in ['fixed'] + [v for v in args.variants if v != 'fixed']:
         child = subprocess.run([sys.executable, __file__, *sys.argv[1:], '--variant', variant],
                                cwd=REPO, capture_output=True, text=True)
         if child.returncode != 0:

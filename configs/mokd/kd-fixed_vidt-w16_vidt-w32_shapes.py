@@ -2,4 +2,4 @@
 # benchmark's alpha grid sets optim_wrapper.weights.distill).
 _base_ = ['./_base_/vidt_distill_shapes.py']
 model = {{_base_.mokd}}
-optim_wrapper = dict(mode='fixed', weights=dict(distill=1.0, task=1.0))
+optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=1.0, task=1.0)))

@@ -2,4 +2,4 @@
 # student, ViDT-w32 teacher.
 _base_ = ['./_base_/vidt_distill_shapes.py']
 model = {{_base_.token_matching}}
-optim_wrapper = dict(mode='fixed', weights=dict(distill=1.0, task=1.0))
+optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=1.0, task=1.0)))

@@ -1,4 +1,10 @@
-from .optim_wrapper import MoKDOptimWrapper
+from mokd_mm.core.balancers import RULES
+from mokd_mm.registry import BALANCERS
+
+from .optim_wrapper import MoKDOptimWrapper, NonFiniteUpdateError
 from .optim_wrapper_constructor import MoKDOptimWrapperConstructor
 
-__all__ = ['MoKDOptimWrapper', 'MoKDOptimWrapperConstructor']
+for _rule in RULES:
+    BALANCERS.register_module(module=_rule)
+
+__all__ = ['MoKDOptimWrapper', 'MoKDOptimWrapperConstructor', 'NonFiniteUpdateError']

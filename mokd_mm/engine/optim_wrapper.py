@@ -1,285 +1,268 @@
-"""MMEngine adapter of the MoKD weighting rules: an OptimWrapper whose
+"""MMEngine adapter of the loss balancers: an OptimWrapper whose
 ``update_params`` takes one scalar loss per objective."""
+import logging
 import math
 from contextlib import contextmanager
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmengine import dist
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.visualization import Visualizer
 
-from mokd_mm.core import (AmortizedWeighting, gradient_diagnostics,
-                          gram_matrix, min_norm_weights, objective_gradients)
-from mokd_mm.core.weighting import check_finite
+from mokd_mm.core import gradient_diagnostics, gram_matrix, objective_gradients
+from mokd_mm.core.balancers import Balancer, NonFiniteObjectiveError
+from mokd_mm.registry import BALANCERS
 
-MODES = ('famo', 'exact', 'fixed')
-FAMO_UPDATES = ('same_batch', 'next_batch')
+DTYPES = {None: None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
+
+
+class NonFiniteUpdateError(FloatingPointError):
+    """The update of a step is NaN or infinite; the step is not taken."""
 
 
 @OPTIM_WRAPPERS.register_module()
 class MoKDOptimWrapper(OptimWrapper):
-    """Optimizer wrapper that balances several objectives with MoKD.
+    """Optimizer wrapper that balances several objectives with a balancer.
 
     ``update_params(objectives)`` takes a dict ``{name: scalar loss}`` with
-    exactly the names of ``objectives`` and updates the model:
+    exactly the names of ``objectives``. The balancer (any rule of
+    :mod:`mokd_mm.core.balancers`, built from ``BALANCERS``) turns them into
+    the update; this wrapper adds what a training loop needs around it:
 
-    * ``mode='famo'`` (default): the amortized rule of the paper's section
-      3.1 / Algorithm 1 (:class:`~mokd_mm.core.AmortizedWeighting`). The
-      weight logits are learned from how much each ``log L_i`` dropped over
-      the step: re-evaluated on the same batch after the step
-      (``famo_update='same_batch'``; ``update_params`` then needs
-      ``reevaluate``, a callable returning the objectives under the updated
-      parameters) or read from the next batch
-      (``famo_update='next_batch'``, no extra forward).
-    * ``mode='exact'``: Theorem 3.1. One backward pass per objective gives
-      ``g_i = grad log L_i``; the update is ``sum_i pi_i g_i`` with ``pi``
-      the min-norm point of the simplex (:func:`~mokd_mm.core.min_norm_weights`).
-    * ``mode='fixed'``: the weighted sum of eq. (3) with ``weights``.
-
-    In a distributed run (``torch.distributed`` initialised, world size > 1)
-    this wrapper owns all gradient communication: the objectives are averaged
-    over processes before they set any weight, the combined gradients (or,
-    in exact mode, the per-objective gradients, once) are averaged before the
-    step. The model must therefore not sit in a DDP reducer: use
-    ``model_wrapper_cfg=dict(type='MoKDDistributedDataParallel')``.
-
-    Gradient clipping (``clip_grad``) acts on the combined gradient;
-    ``accumulative_counts`` accumulates it (in famo mode the weights are
-    learned from the last micro-batch of each step). ``dtype='float16'``
-    enables autocast with dynamic loss scaling, ``'bfloat16'`` autocast
-    alone. Each update logs ``mokd/pi_<name>`` (the weights) and, every
-    ``diagnostics_interval`` updates, ``mokd/conflict`` (inner product of
-    the raw gradients of the first two objectives), ``mokd/conflict_cos``
-    and ``mokd/dominance`` (their norm ratio) to the MessageHub.
+    * **distributed training**: the objectives are averaged over processes
+      before any weight is set. Rules that need only the objectives
+      back-propagate one weighted sum, whose gradients DDP's reducer
+      averages (``model_wrapper_cfg=dict(type='MoKDDistributedDataParallel')``);
+      rules that need per-objective gradients take them under DDP's
+      ``no_sync()`` (see :meth:`optim_context`) and average them once.
+    * **mixed precision**: ``dtype='float16'`` (autocast and dynamic loss
+      scaling) or ``'bfloat16'`` (autocast). Objectives computed in half
+      precision are promoted to float32 before the balancer sees them.
+    * **accumulation and clipping**: ``accumulative_counts`` and
+      ``clip_grad`` of :class:`~mmengine.optim.OptimWrapper`; clipping acts
+      on the balanced update; a rule's :meth:`Balancer.update` sees the last
+      micro-batch of each step.
+    * **safety**: a non-finite objective or update stops training before the
+      optimizer step, with an error naming the objective and, where the
+      model can tell, the loss.
+    * **logging**: ``update_params`` returns the balancer's scalars
+      (``mokd/pi_<name>``, ``mokd/weight_<name>``, ...) for the model to put
+      in its ``log_vars``. Every ``diagnostics_interval`` updates the
+      gradient conflict ``mokd/conflict`` (inner product of the raw
+      gradients of the first two objectives), ``mokd/conflict_cos`` and the
+      dominance ``mokd/dominance`` (their norm ratio, the paper's Figure 3)
+      are measured and written to the visualizer (``scalars.json``,
+      TensorBoard) at that iteration only, with one log line.
 
     Args:
         optimizer (Optimizer): the model's optimizer.
-        mode (str): ``'famo'``, ``'exact'`` or ``'fixed'``.
-        objectives (Sequence[str]): names of the objectives, K >= 2.
-            Defaults to ``('distill', 'task')``.
-        weights (dict, optional): ``{name: weight}`` for ``mode='fixed'``.
-        famo_update (str): ``'same_batch'`` or ``'next_batch'``.
-        weighting (dict, optional): keyword arguments of
-            :class:`~mokd_mm.core.AmortizedWeighting` (``lr``,
-            ``weight_decay``, ``min_losses``, ``eps``).
-        diagnostics_interval (int): every how many updates to measure
-            gradient conflict and dominance; 0 disables. Defaults to 50.
-        dtype (str, optional): ``'float16'`` or ``'bfloat16'`` for mixed
-            precision. Defaults to None (full precision).
-        loss_scale (str | float): ``'dynamic'`` or a fixed scale, for
-            float16. Defaults to ``'dynamic'``.
-        **kwargs: ``accumulative_counts`` and ``clip_grad`` of
-            :class:`~mmengine.optim.OptimWrapper`.
+        balancer (dict | Balancer): the rule. Defaults to
+            ``dict(type='MoKDAmortized')`` (Algorithm 1, same-batch
+            re-evaluation). ``num_objectives`` and ``names`` are filled in.
+        objectives (Sequence[str]): the objectives' names, K >= 2. Defaults
+            to ``('distill', 'task')``; :class:`MoKDOptimWrapperConstructor`
+            takes them from the model.
+        diagnostics_interval (int): 0 disables. Defaults to 50.
+        dtype (str, optional): ``'float16'`` or ``'bfloat16'``.
+        loss_scale (str | float): ``'dynamic'`` or a fixed scale, for float16.
+        **kwargs: ``accumulative_counts`` and ``clip_grad``.
     """
 
     def __init__(self,
                  optimizer,
-                 mode: str = 'famo',
-                 objectives: Sequence[str] = ('distill', 'task'),
-                 weights: Optional[Dict[str, float]] = None,
-                 famo_update: str = 'same_batch',
-                 weighting: Optional[dict] = None,
+                 balancer=None,
+                 objectives=('distill', 'task'),
                  diagnostics_interval: int = 50,
                  dtype: Optional[str] = None,
                  loss_scale='dynamic',
                  **kwargs):
         super().__init__(optimizer, **kwargs)
-        if mode not in MODES:
-            raise ValueError(f'MoKDOptimWrapper mode must be one of {MODES}, '
-                             f'got {mode!r}')
-        if famo_update not in FAMO_UPDATES:
-            raise ValueError(f'famo_update must be one of {FAMO_UPDATES}, got '
-                             f'{famo_update!r}')
         self.objectives = list(objectives)
-        if len(self.objectives) < 2 or len(set(self.objectives)) != len(
-                self.objectives):
-            raise ValueError('objectives must be >= 2 distinct names, got '
+        if len(self.objectives) < 2 or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f'objectives must be >= 2 distinct names, got {self.objectives}')
+        if isinstance(balancer, Balancer):
+            self.balancer = balancer
+        else:
+            cfg = dict(type='MoKDAmortized') if balancer is None else dict(balancer)
+            cfg.update(num_objectives=len(self.objectives), names=self.objectives)
+            self.balancer = BALANCERS.build(cfg)
+        if self.balancer.names != self.objectives:
+            raise ValueError(f'the balancer weighs {self.balancer.names}, the wrapper '
                              f'{self.objectives}')
-        self.mode = mode
-        self.famo_update = famo_update
         self.diagnostics_interval = diagnostics_interval
-        self.fixed_weights = None
-        if mode == 'fixed':
-            if weights is None or set(weights) != set(self.objectives):
-                raise ValueError(
-                    "mode='fixed' needs weights for exactly the objectives "
-                    f'{self.objectives}, got {weights}')
-            self.fixed_weights = torch.tensor(
-                [float(weights[name]) for name in self.objectives])
-        elif weights is not None:
-            raise ValueError(f"weights is only used with mode='fixed', not "
-                             f'{mode!r}')
-        self.weighting = None
-        if mode == 'famo':
-            self.weighting = AmortizedWeighting(
-                len(self.objectives), names=self.objectives, **(weighting or {}))
-        elif weighting:
-            raise ValueError(f"weighting is only used with mode='famo', not "
-                             f'{mode!r}')
-        self._last_pi = None  # exact mode: the last min-norm solution
-        self._previous = None  # next-batch mode: losses of the last step
+        # id(parameter) -> name, for error messages (set by the constructor).
+        self.param_names: Dict[int, str] = {}
         self._init_amp(dtype, loss_scale)
+        self._share_balancer_state()
 
-    # ----------------------------------------------------------------- amp
     def _init_amp(self, dtype, loss_scale) -> None:
-        dtypes = {None: None, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
-        if dtype not in dtypes:
-            raise ValueError(f'dtype must be one of {list(dtypes)}, got {dtype!r}')
-        self.cast_dtype = dtypes[dtype]
-        self.device_type = self._params()[0].device.type if self._params() else 'cpu'
+        if dtype not in DTYPES:
+            raise ValueError(f'dtype must be one of {list(DTYPES)}, got {dtype!r}')
+        self.cast_dtype = DTYPES[dtype]
+        params = self._params()
+        self.device_type = params[0].device.type if params else 'cpu'
         self.loss_scaler = None
         if self.cast_dtype is torch.float16:
             if loss_scale == 'dynamic':
                 self.loss_scaler = torch.amp.GradScaler(self.device_type)
             else:
                 self.loss_scaler = torch.amp.GradScaler(
-                    self.device_type, init_scale=float(loss_scale),
-                    growth_factor=1.0, backoff_factor=1.0, growth_interval=2**31 - 1)
+                    self.device_type, init_scale=float(loss_scale), growth_factor=1.0,
+                    backoff_factor=1.0, growth_interval=2**31 - 1)
+
+    def _share_balancer_state(self) -> None:
+        """Start every process from rank 0's balancer state (e.g. the seed
+        of a random rule), so that all of them set the same weights."""
+        if dist.get_world_size() > 1:
+            state = [self.balancer.state_dict()]
+            dist.broadcast_object_list(state, src=0)
+            self.balancer.load_state_dict(state[0])
 
     @contextmanager
     def optim_context(self, model):
-        """MMEngine's context, plus autocast when ``dtype`` is set."""
-        with super().optim_context(model):
+        """MMEngine's context (no gradient sync while accumulating), no sync
+        either when the rule takes per-objective gradients (they are averaged
+        once, by hand), and autocast when ``dtype`` is set."""
+        no_sync = self.balancer.needs_gradients or not self.should_sync()
+        with model.no_sync() if no_sync and hasattr(model, 'no_sync') else _nothing():
             if self.cast_dtype is None:
                 yield
             else:
                 with torch.autocast(self.device_type, dtype=self.cast_dtype):
                     yield
 
-    def _scale(self, loss: torch.Tensor) -> torch.Tensor:
-        return self.loss_scaler.scale(loss) if self.loss_scaler else loss
-
     # -------------------------------------------------------------- update
     def update_params(self,
                       objectives: Dict[str, torch.Tensor],
                       reevaluate: Optional[Callable[[], Dict[str, torch.Tensor]]] = None,
                       step_kwargs: Optional[Dict] = None,
-                      zero_kwargs: Optional[Dict] = None) -> Dict[str, float]:
-        """Backward, and step when gradient accumulation says so.
+                      zero_kwargs: Optional[Dict] = None,
+                      losses: Optional[Dict[str, torch.Tensor]] = None,
+                      explain: Optional[Callable[[], str]] = None) -> Dict[str, float]:
+        """Balanced backward, and a step when accumulation says so.
 
         Args:
             objectives (dict[str, Tensor]): one scalar loss per objective.
             reevaluate (Callable, optional): returns the objectives of the
-                same batch under the updated parameters; needed by
-                ``mode='famo'`` with ``famo_update='same_batch'``. It is called
-                under ``torch.no_grad()``.
-            step_kwargs (dict, optional): passed to ``optimizer.step``.
-            zero_kwargs (dict, optional): passed to ``optimizer.zero_grad``.
+                same batch under the updated parameters; needed by rules with
+                ``needs_reevaluation``. Called under ``torch.no_grad()``.
+            step_kwargs, zero_kwargs (dict, optional): passed to the
+                optimizer's ``step`` and ``zero_grad``.
+            losses (dict[str, Tensor], optional): the individual losses the
+                objectives were summed from, named in the error when an
+                objective is not finite.
+            explain (Callable, optional): names the losses whose gradients
+                are not finite (a diagnosis run only when the update is).
 
         Returns:
-            dict[str, float]: what was logged (weights, diagnostics).
+            dict[str, float]: the balancer's scalars, prefixed ``mokd/``.
         """
-        losses = self._stack(objectives)
-        world = _global_mean(losses.detach().float())
-        check_finite(world, self.objectives)
-        if (self.mode == 'famo' and self.famo_update == 'same_batch'
-                and reevaluate is None):
-            raise ValueError("famo_update='same_batch' needs update_params("
-                             '..., reevaluate=callable); pass it or use '
-                             "famo_update='next_batch'")
-        logs: Dict[str, float] = {}
+        stacked = self._stack(objectives)
+        if self.balancer.needs_reevaluation and reevaluate is None:
+            raise ValueError(f'{type(self.balancer).__name__} needs update_params(..., '
+                             'reevaluate=callable) to re-evaluate the objectives after the '
+                             'step')
+        world = _global_mean(stacked.detach())
+        self._check_objectives(world, losses)
         if self._diagnostics_due():
-            logs.update(self._diagnostics(losses))
-        if self.mode == 'exact':
-            self._backward_exact(losses, world)
-        else:
-            self._backward_combined(losses, world)
+            self._diagnostics(stacked)
+        # 1 / the accumulation factor mmengine divides each micro-batch by.
+        scale = float(self.scale_loss(torch.ones((), dtype=torch.float64)))
+        if self.loss_scaler is not None:
+            # scale() also initialises the scaler's state on this device.
+            scale *= float(self.loss_scaler.scale(torch.ones((), device=stacked.device)))
+        self.balancer.backward(stacked, self._params(), reduce=_global_mean,
+                               scale=None if scale == 1.0 else scale)
         self._inner_count += 1
         if self.should_update():
-            stepped = self._step(step_kwargs or {})
+            stepped = self.step(explain=explain, **(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
-            if self.mode == 'famo':
-                self._learn_weights(world, reevaluate, stepped)
-        for name, value in self.weights.items():
-            logs[f'mokd/pi_{name}'] = value
-        for key, value in logs.items():
-            self.message_hub.update_scalar(f'train/{key}', value)
-        return logs
+            if stepped:
+                after = None
+                if self.balancer.needs_reevaluation:
+                    with torch.no_grad():
+                        after = _global_mean(self._stack(reevaluate()).detach())
+                    self._check_objectives(after, None, 'after the step')
+                self.balancer.update(world, after)
+        return {f'mokd/{k}': v for k, v in self.balancer.log_vars().items()}
 
     def _stack(self, objectives: Dict[str, torch.Tensor]) -> torch.Tensor:
         if not isinstance(objectives, dict):
             raise TypeError(
-                'MoKDOptimWrapper.update_params takes a dict {objective: loss}, '
-                f'got {type(objectives).__name__}. Under distributed training '
-                "set model_wrapper_cfg=dict(type='MoKDDistributedDataParallel') "
-                "so that the model's own train_step runs.")
+                'MoKDOptimWrapper.update_params takes a dict {objective: loss}, got '
+                f'{type(objectives).__name__}. Under distributed training set '
+                "model_wrapper_cfg=dict(type='MoKDDistributedDataParallel') so that the "
+                "model's own train_step runs.")
         unknown = sorted(set(objectives) - set(self.objectives))
         missing = [n for n in self.objectives if n not in objectives]
         if unknown or missing:
-            raise KeyError(f'objectives {unknown} are not configured and '
-                           f'{missing} are missing; MoKDOptimWrapper.objectives'
-                           f' = {self.objectives}')
+            raise KeyError(f'objectives {unknown} are not configured and {missing} are '
+                           f'missing; MoKDOptimWrapper.objectives = {self.objectives}')
         for name in self.objectives:
             loss = objectives[name]
             if not torch.is_tensor(loss) or loss.numel() != 1:
                 raise ValueError(f'objective {name!r} must be a scalar tensor')
-        return torch.stack([objectives[n].reshape(()).float() for n in self.objectives])
+        stacked = torch.stack([objectives[n].reshape(()) for n in self.objectives])
+        if stacked.dtype in (torch.float16, torch.bfloat16):
+            stacked = stacked.float()
+        return stacked
 
-    def _backward_combined(self, losses: torch.Tensor, world: torch.Tensor) -> None:
-        if self.mode == 'fixed':
-            weights = self.fixed_weights.to(losses.device)
-        else:
-            if self.famo_update == 'next_batch' and self._previous is not None:
-                # This batch's losses are the previous step's "after" values.
-                self.weighting.update(self._previous, world)
-                self._previous = None
-            weights = self.weighting.effective_weights(world).to(losses.device)
-        loss = self.scale_loss((weights * losses).sum())
-        self._scale(loss).backward()
-
-    def _backward_exact(self, losses: torch.Tensor, world: torch.Tensor) -> None:
-        params = self._params()
-        active = [i for i in range(len(losses)) if world[i] > 0]
-        pi = torch.zeros(len(losses), dtype=torch.float64)
-        if active:
-            raw = objective_gradients([self._scale(losses[i]) for i in active],
-                                      params, retain_graph=False)
-            stacked = torch.stack(raw)
-            dist.all_reduce(stacked, op='mean')  # the only communication
-            log_grads = [g / world[i] for g, i in zip(stacked, active)]
-            pi_active = min_norm_weights(gram_matrix(log_grads))
-            pi[active] = pi_active
-            combined = sum(p.to(g.dtype) * g for p, g in zip(pi_active, log_grads))
-            self._add_to_grads(params, self.scale_loss(combined))
-        self._last_pi = pi.float()
-
-    def _learn_weights(self, before: torch.Tensor, reevaluate, stepped: bool) -> None:
-        if not stepped:  # the loss scaler skipped an overflowing step
+    def _check_objectives(self, values: torch.Tensor, losses, when: str = '') -> None:
+        bad = [i for i in range(len(values)) if not math.isfinite(float(values[i]))]
+        if not bad:
             return
-        if self.famo_update == 'next_batch':
-            self._previous = before
-            return
-        with torch.no_grad():
-            after = _global_mean(self._stack(reevaluate()).detach())
-        self.weighting.update(before, after)
+        which = ', '.join(f'{self.objectives[i]}={float(values[i])}' for i in bad)
+        culprits = ''
+        if losses:
+            values = {k: float(torch.as_tensor(v).detach()) for k, v in losses.items()}
+            named = [f'{k}={v}' for k, v in values.items() if not math.isfinite(v)]
+            culprits = f' (from the losses {", ".join(named)})' if named else ''
+        raise NonFiniteObjectiveError(
+            f'non-finite objective(s) {which}{culprits}{" " + when if when else ""}. '
+            'Training stops before the step instead of continuing with NaN; lower the '
+            'learning rate, enable gradient clipping or check the inputs of these losses.')
 
     # ---------------------------------------------------------------- step
-    def _step(self, step_kwargs: Dict) -> bool:
-        """Average gradients over processes (unless exact mode already did),
-        unscale, clip, step. Returns whether the optimizer stepped."""
-        params = self._params()
-        if self.mode != 'exact' and dist.get_world_size() > 1:
-            for p in params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-            dist.all_reduce_params([p.grad for p in params], op='mean',
-                                   bucket_size_mb=25)
+    def step(self, explain: Optional[Callable[[], str]] = None, **kwargs) -> bool:
+        """Apply the update in ``.grad``: unscale, check, clip, step.
+
+        Called by :meth:`update_params` (through the step counter MMEngine's
+        parameter schedulers put on this method). Returns whether the
+        optimizer stepped: the loss scaler skips steps whose scaled
+        gradients overflowed; any other non-finite update raises.
+        """
         if self.loss_scaler is None:
+            self._check_update(explain)
             if self.clip_grad_kwargs:
                 self._clip_grad()
-            self.optimizer.step(**step_kwargs)
+            self.optimizer.step(**kwargs)
             return True
         self.loss_scaler.unscale_(self.optimizer)
         if self.clip_grad_kwargs:
             self._clip_grad()
         scale = self.loss_scaler.get_scale()
-        self.loss_scaler.step(self.optimizer, **step_kwargs)
+        self.loss_scaler.step(self.optimizer, **kwargs)
         self.loss_scaler.update()
         return self.loss_scaler.get_scale() >= scale
 
-    def step(self, **kwargs) -> None:
-        raise RuntimeError('MoKDOptimWrapper steps inside update_params(objectives)')
+    def _check_update(self, explain) -> None:
+        """Refuse a step whose update is not finite: the parameters (and
+        any checkpoint written after) would be."""
+        grads = [p.grad for p in self._params() if p.grad is not None]
+        if not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+            return
+        named = [n for n, p in self._named_params() if p.grad is not None
+                 and not bool(p.grad.isfinite().all())]
+        cause = ''
+        if explain is not None:
+            cause = f' Non-finite gradients come from: {explain()}.'
+        raise NonFiniteUpdateError(
+            f'the update of this step is not finite although the objectives are '
+            f'(parameters {named[:5]}{" ..." if len(named) > 5 else ""}).{cause} The step '
+            'is not taken, so no checkpoint holds non-finite weights.')
 
     def backward(self, loss, **kwargs) -> None:
         raise RuntimeError('MoKDOptimWrapper back-propagates inside '
@@ -290,59 +273,45 @@ class MoKDOptimWrapper(OptimWrapper):
         n = self.diagnostics_interval
         return n > 0 and self._inner_count % n == 0
 
-    def _diagnostics(self, losses: torch.Tensor) -> Dict[str, float]:
+    def _diagnostics(self, losses: torch.Tensor) -> None:
         """Conflict and dominance of the raw gradients of the first two
-        objectives (the paper's Figure 3); two extra backward passes."""
-        params = self._params()
-        grads = objective_gradients(
-            [self._scale(losses[0]), self._scale(losses[1])], params,
-            retain_graph=True)
-        stacked = torch.stack(grads)
-        dist.all_reduce(stacked, op='mean')
-        if self.loss_scaler is not None:
-            stacked = stacked / self.loss_scaler.get_scale()
-        stats = gradient_diagnostics(gram_matrix(list(stacked)))
-        return {f'mokd/{k}': v for k, v in stats.items() if math.isfinite(v)}
+        objectives (Figure 3), written at this iteration only."""
+        scale = self.loss_scaler.get_scale() if self.loss_scaler is not None else 1.0
+        grads = torch.stack(objective_gradients(
+            [losses[0] * scale, losses[1] * scale], self._params(), retain_graph=True))
+        grads = _global_mean(grads) / scale
+        stats = gradient_diagnostics(gram_matrix(list(grads)))
+        stats = {f'mokd/{k}': v for k, v in stats.items() if math.isfinite(v)}
+        step = self.message_hub.get_info('iter', self._inner_count - 1) + 1
+        if _has_visualizer():
+            Visualizer.get_current_instance().add_scalars(stats, step=step)
+        print_log(f'Iter(train) [{step}] ' + '  '.join(f'{k}: {v:.4g}' for k, v in stats.items()),
+                  logger='current', level=logging.INFO)
 
     # --------------------------------------------------------------- state
     def _params(self) -> List[torch.Tensor]:
-        return [
-            p for group in self.optimizer.param_groups for p in group['params']
-            if p.requires_grad
-        ]
+        return [p for group in self.optimizer.param_groups for p in group['params']
+                if p.requires_grad]
 
-    @staticmethod
-    def _add_to_grads(params, flat: torch.Tensor) -> None:
-        offset = 0
-        for p in params:
-            n = p.numel()
-            g = flat[offset:offset + n].view_as(p).to(p.dtype)
-            p.grad = g.clone() if p.grad is None else p.grad + g
-            offset += n
+    def _named_params(self):
+        return [(self.param_names.get(id(p), f'param[{i}]'), p)
+                for i, p in enumerate(self._params())]
 
     @property
     def weights(self) -> Dict[str, float]:
-        """The current weights pi by objective (famo: softmax of the
-        logits; exact: the last min-norm solution; fixed: the config)."""
-        if self.mode == 'famo':
-            pi = self.weighting.weights().cpu()
-        elif self.mode == 'fixed':
-            pi = self.fixed_weights
-        elif self._last_pi is not None:
-            pi = self._last_pi
-        else:
-            pi = torch.full((len(self.objectives), ), 1 / len(self.objectives))
-        return dict(zip(self.objectives, pi.tolist()))
+        """The weights on the objectives' raw gradients applied in the last
+        update (empty before the first, or for rules without such weights)."""
+        applied = self.balancer.applied
+        return {} if applied is None else dict(zip(self.objectives, applied.tolist()))
 
     def state_dict(self) -> dict:
-        """The optimizer's state plus ``'mokd'``: the weight logits and their
-        optimizer, the pending next-batch losses and the loss scaler."""
+        """The optimizer's state plus ``'mokd'``: the balancer's state and
+        the loss scaler's."""
         state = super().state_dict()
         state['mokd'] = dict(
             objectives=list(self.objectives),
-            mode=self.mode,
-            previous=self._previous,
-            weighting=self.weighting.state_dict() if self.weighting else None,
+            balancer=type(self.balancer).__name__,
+            balancer_state=self.balancer.state_dict(),
             loss_scaler=self.loss_scaler.state_dict() if self.loss_scaler else None)
         return state
 
@@ -352,16 +321,28 @@ class MoKDOptimWrapper(OptimWrapper):
         super().load_state_dict(state_dict)
         if mokd is None:
             return
-        if mokd['objectives'] != self.objectives or mokd['mode'] != self.mode:
+        rule = type(self.balancer).__name__
+        if mokd['objectives'] != self.objectives or mokd['balancer'] != rule:
             raise ValueError(
-                f"checkpoint was saved with mode={mokd['mode']!r}, objectives="
-                f"{mokd['objectives']}; this run has mode={self.mode!r}, "
-                f'objectives={self.objectives}')
-        self._previous = mokd['previous']
-        if self.weighting is not None:
-            self.weighting.load_state_dict(mokd['weighting'])
+                f"the checkpoint was saved with balancer {mokd['balancer']} and objectives "
+                f"{mokd['objectives']}; this run has balancer {rule} and objectives "
+                f'{self.objectives}')
+        self.balancer.load_state_dict(mokd['balancer_state'])
         if self.loss_scaler is not None and mokd['loss_scaler']:
             self.loss_scaler.load_state_dict(mokd['loss_scaler'])
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _has_visualizer() -> bool:
+    try:
+        Visualizer.get_current_instance()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _global_mean(values: torch.Tensor) -> torch.Tensor:
@@ -369,4 +350,3 @@ def _global_mean(values: torch.Tensor) -> torch.Tensor:
     values = values.detach().clone()
     dist.all_reduce(values, op='mean')
     return values
-

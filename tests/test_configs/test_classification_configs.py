@@ -89,12 +89,12 @@ def test_deit_distillation_config_builds(path):
                                                                   3024)
     method = osp.basename(path).split('_')[3]
     expected = {
-        'mokd': ('famo', {'loss_kl', 'loss_feat'},
+        'mokd': ('MoKDAmortized', {'loss_kl', 'loss_feat'},
                  'IndefiniteSubspaceConnector'),
-        'deit-kd': ('fixed', {'loss_hard'}, None),
-        'vkd': ('fixed', {'loss_kl', 'loss_feat'}, 'OrthogonalProjector'),
+        'deit-kd': ('FixedWeights', {'loss_hard'}, None),
+        'vkd': ('FixedWeights', {'loss_kl', 'loss_feat'}, 'OrthogonalProjector'),
     }[method]
-    assert cfg.optim_wrapper.mode == expected[0]
+    assert cfg.optim_wrapper.balancer.type == expected[0]
     assert set(model.distill_losses) == expected[1]
     if expected[2]:
         assert type(connector).__name__ == expected[2]
@@ -189,15 +189,15 @@ def test_cifar100_config_builds_and_follows_its_student(path):
     kl = model.distill_losses.loss_kl.loss
     assert kl.temperature == 4.0
     if method == 'mokd':
-        assert cfg.optim_wrapper.mode == 'famo'
+        assert cfg.optim_wrapper.balancer.type == 'MoKDAmortized'
         connector = model.distill_losses.loss_feat.connectors[0]
         assert type(connector).__name__ == 'IndefiniteSubspaceConnector'
         assert connector.student_dim == model.student.head.fc.in_features
         assert connector.teacher_dim == model.teacher.head.fc.in_features
     else:
         assert set(model.distill_losses) == {'loss_kl'}
-        assert (cfg.optim_wrapper.mode, dict(cfg.optim_wrapper.weights)) == \
-            ('fixed', dict(distill=0.9, task=0.1))
+        assert cfg.optim_wrapper.balancer.to_dict() == dict(
+            type='FixedWeights', weights=dict(distill=0.9, task=0.1))
 
 
 def test_cifar100_mokd_losses_on_a_batch():

@@ -130,7 +130,7 @@ def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
         log_vars = model.train_step(random_batch(), wrapper)
     assert losses <= set(log_vars)
     assert all(math.isfinite(log_vars[k]) for k in losses)
-    assert log_vars['mokd/pi_distill'] == pytest.approx(pi_distill)
+    assert log_vars['mokd/weight_distill'] == pytest.approx(pi_distill)
     for key, value in model.teacher.state_dict().items():
         assert torch.equal(value, teacher_before[key]), key  # frozen
 

@@ -1,14 +1,15 @@
 """MoKDOptimWrapper on small models, against hand-computed updates."""
 import copy
+import json
 
 import pytest
 import torch
-from mmengine.logging import MessageHub
+from mmengine.visualization import Visualizer
 from torch import nn
 
-from mokd_mm.core import NonFiniteObjectiveError, min_norm_weights
+from mokd_mm.core.balancers import MoKDAmortized, NonFiniteObjectiveError, min_norm_weights
 from mokd_mm.core.gradients import gram_matrix
-from mokd_mm.engine import MoKDOptimWrapper
+from mokd_mm.engine import MoKDOptimWrapper, NonFiniteUpdateError
 
 
 class TwoObjectives(nn.Module):
@@ -39,74 +40,75 @@ def _params(model):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def test_fixed_mode_equals_the_weighted_sum():
+def test_fixed_weights_equal_the_weighted_sum():
     model, ref = TwoObjectives(), TwoObjectives()
     ref.load_state_dict(model.state_dict())
-    wrapper = _wrapper(model, mode='fixed', weights=dict(distill=0.3, task=2.0))
+    wrapper = _wrapper(model, balancer=dict(type='FixedWeights',
+                                            weights=dict(distill=0.3, task=2.0)))
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     for _ in range(3):
-        wrapper.update_params(model.objectives())
+        logs = wrapper.update_params(model.objectives())
         obj = ref.objectives()
         (0.3 * obj['distill'] + 2.0 * obj['task']).backward()
         opt.step()
         opt.zero_grad()
     assert torch.allclose(_params(model), _params(ref), atol=1e-6)
     assert wrapper.weights == pytest.approx(dict(distill=0.3, task=2.0))
+    assert logs == pytest.approx({'mokd/weight_distill': 0.3, 'mokd/weight_task': 2.0})
 
 
-def test_famo_step_and_logit_update_by_hand():
+def test_default_is_mokd_amortized_with_same_batch_reevaluation():
     model = TwoObjectives()
     start = copy.deepcopy(model)
-    wrapper = _wrapper(model, weighting=dict(lr=0.5, weight_decay=0.0),
+    wrapper = _wrapper(model, balancer=dict(type='MoKDAmortized',
+                                            optimizer=dict(type='SGD', lr=0.5)),
                        diagnostics_interval=0)
     obj = model.objectives()
     before = torch.stack([obj['distill'], obj['task']]).detach()
     wrapper.update_params(obj, reevaluate=model.objectives)
-
     # Model step: weights c z_i / L_i on the raw gradients, z = (1/2, 1/2).
     ref_obj = start.objectives()
     w = 0.5 / before
     w = w / w.sum()
     grad = _flat_grads(start, w[0] * ref_obj['distill'] + w[1] * ref_obj['task'])
     assert torch.allclose(_params(model), _params(start) - 0.1 * grad, atol=1e-6)
-
-    # Logit step: AdamW's first step moves each logit by lr * sign(grad).
+    # Logit step from the re-evaluated objectives (SGD, lr 0.5).
     with torch.no_grad():
         after = torch.stack(list(model.objectives().values()))
     delta = torch.log(before) - torch.log(after)
-    logit_grad = torch.tensor([0.25 * (delta[0] - delta[1]), 0.25 * (delta[1] - delta[0])])
-    expected = -0.5 * torch.sign(logit_grad)
-    assert torch.allclose(wrapper.weighting.logits.detach(), expected, atol=1e-4)
+    expected = -0.5 * 0.25 * torch.stack([delta[0] - delta[1], delta[1] - delta[0]])
+    assert torch.allclose(wrapper.balancer.logits.detach(), expected, atol=1e-6)
+    assert isinstance(_wrapper(TwoObjectives()).balancer, MoKDAmortized)
 
 
-def test_famo_same_batch_needs_reevaluate_and_next_batch_does_not():
+def test_same_batch_needs_reevaluate_and_next_batch_does_not():
     model = TwoObjectives()
     with pytest.raises(ValueError, match='reevaluate'):
         _wrapper(model).update_params(model.objectives())
-    wrapper = _wrapper(model, famo_update='next_batch')
+    wrapper = _wrapper(model, balancer=dict(type='MoKDAmortized', update='next_batch'))
     wrapper.update_params(model.objectives())
-    assert wrapper.weights['distill'] == 0.5  # nothing learned yet
+    assert wrapper.balancer.weights()[0] == 0.5  # nothing learned yet
     wrapper.update_params(model.objectives())
-    assert wrapper.weights['distill'] != 0.5
+    assert wrapper.balancer.weights()[0] != 0.5
 
 
-def test_exact_mode_is_theorem_3_1():
+def test_exact_rule_is_theorem_3_1():
     model = TwoObjectives()
     start = copy.deepcopy(model)
-    wrapper = _wrapper(model, mode='exact')
-    wrapper.update_params(model.objectives())
+    wrapper = _wrapper(model, balancer=dict(type='MoKDExact'))
+    logs = wrapper.update_params(model.objectives())
     obj = start.objectives()
     g1 = _flat_grads(start, torch.log(obj['distill']))
     g2 = _flat_grads(start, torch.log(obj['task']))
     pi = min_norm_weights(gram_matrix([g1, g2]))
     step = (pi[0] * g1 + pi[1] * g2).float()
     assert torch.allclose(_params(model), _params(start) - 0.1 * step, atol=1e-6)
-    assert list(wrapper.weights.values()) == pytest.approx(pi.tolist())
+    assert [logs['mokd/pi_distill'], logs['mokd/pi_task']] == pytest.approx(pi.tolist())
 
 
-def test_clipping_acts_on_the_combined_gradient_and_accumulation():
+def test_clipping_acts_on_the_balanced_update_and_accumulation():
     model = TwoObjectives()
-    wrapper = _wrapper(model, mode='fixed', weights=dict(distill=1.0, task=1.0),
+    wrapper = _wrapper(model, balancer=dict(type='FixedWeights'),
                        clip_grad=dict(max_norm=1e-3), accumulative_counts=2)
     start = _params(model)
     wrapper.update_params(model.objectives())
@@ -115,11 +117,28 @@ def test_clipping_acts_on_the_combined_gradient_and_accumulation():
     assert (_params(model) - start).norm() == pytest.approx(0.1 * 1e-3, rel=1e-3)
 
 
-@pytest.mark.parametrize('mode', ['famo', 'exact'])
+def test_accumulation_divides_every_rule_like_mmengine():
+    """Two micro-batches of an accumulated step give the mean update."""
+    for balancer in (dict(type='FixedWeights'), dict(type='MGDA')):
+        model, ref = TwoObjectives(), TwoObjectives()
+        ref.load_state_dict(model.state_dict())
+        _wrapper(model, balancer=balancer, accumulative_counts=2).update_params(
+            model.objectives())
+        once = _wrapper(ref, balancer=balancer)
+        once.update_params(ref.objectives())
+        grads = [p.grad for p in model.parameters()]
+        # The step of `ref` was taken; `model` only accumulated half of it.
+        moved = [(p0 - p1) / 0.1 for p0, p1 in zip(
+            TwoObjectives().parameters(), ref.parameters())]
+        for g, m in zip(grads, moved):
+            assert torch.allclose(g, m / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize('balancer', ['MoKDAmortized', 'MoKDExact', 'PCGrad'])
 @pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])
-def test_mixed_precision(mode, dtype):
+def test_mixed_precision(balancer, dtype):
     model = TwoObjectives()
-    wrapper = _wrapper(model, mode=mode, dtype=dtype)
+    wrapper = _wrapper(model, balancer=dict(type=balancer), dtype=dtype)
     start = _params(model)
     for _ in range(8):  # float16: the dynamic scale first backs off from 2^16
         with wrapper.optim_context(model):
@@ -129,27 +148,37 @@ def test_mixed_precision(mode, dtype):
     assert torch.isfinite(_params(model)).all() and not torch.equal(_params(model), start)
 
 
-def test_weights_and_diagnostics_reach_the_message_hub():
-    hub = MessageHub.get_instance('test_mokd_wrapper')
+def test_diagnostics_are_written_at_the_measured_iterations_only(tmp_path):
+    vis = Visualizer.get_instance('test_mokd_diagnostics',
+                                  vis_backends=[dict(type='LocalVisBackend')],
+                                  save_dir=str(tmp_path))
     model = TwoObjectives()
     wrapper = _wrapper(model, diagnostics_interval=2)
-    wrapper.message_hub = hub
-    logs = wrapper.update_params(model.objectives(), reevaluate=model.objectives)
-    assert set(logs) == {'mokd/pi_distill', 'mokd/pi_task', 'mokd/conflict',
-                         'mokd/conflict_cos', 'mokd/dominance'}
-    obj = model.objectives()
-    g1, g2 = _flat_grads(model, obj['distill']), _flat_grads(model, obj['task'])
-    logs = wrapper.update_params(model.objectives(), reevaluate=model.objectives)
-    assert 'mokd/conflict' not in logs  # every 2nd update only
-    logs = wrapper.update_params(obj, reevaluate=model.objectives)
-    assert logs['mokd/conflict'] == pytest.approx(float(g1 @ g2), rel=1e-5)
-    assert logs['mokd/dominance'] == pytest.approx(float(g1.norm() / g2.norm()), rel=1e-5)
-    assert hub.get_scalar('train/mokd/pi_task').current() == logs['mokd/pi_task']
+    measured = []
+    for it in range(5):
+        wrapper.message_hub.update_info('iter', it)
+        obj = model.objectives()
+        if it % 2 == 0:
+            g1, g2 = _flat_grads(model, obj['distill']), _flat_grads(model, obj['task'])
+            measured.append((it + 1, float(g1 @ g2), float(g1.norm() / g2.norm())))
+        logs = wrapper.update_params(obj, reevaluate=model.objectives)
+        assert not any('conflict' in k for k in logs)  # not step scalars
+    records = [json.loads(line) for line in
+               open(tmp_path / 'vis_data' / 'scalars.json')]
+    assert [r['step'] for r in records] == [m[0] for m in measured]
+    for record, (_, conflict, dominance) in zip(records, measured):
+        assert record['mokd/conflict'] == pytest.approx(conflict, rel=1e-5)
+        assert record['mokd/dominance'] == pytest.approx(dominance, rel=1e-5)
+    del vis
 
 
 def test_state_dict_resumes_exactly():
+    def wrapper_of(model):
+        return _wrapper(model, balancer=dict(type='MoKDAmortized',
+                                             optimizer=dict(type='Adam', lr=0.3)))
+
     model = TwoObjectives()
-    wrapper = _wrapper(model, weighting=dict(lr=0.3))
+    wrapper = wrapper_of(model)
     for _ in range(3):
         wrapper.update_params(model.objectives(), reevaluate=model.objectives)
     state = copy.deepcopy(wrapper.state_dict())
@@ -158,13 +187,13 @@ def test_state_dict_resumes_exactly():
 
     resumed = TwoObjectives()
     resumed.load_state_dict(model_state)
-    other = _wrapper(resumed, weighting=dict(lr=0.3))
+    other = wrapper_of(resumed)
     other.load_state_dict(state)
     other.update_params(resumed.objectives(), reevaluate=resumed.objectives)
     assert torch.equal(_params(model), _params(resumed))
-    assert torch.equal(wrapper.weighting.logits, other.weighting.logits)
-    with pytest.raises(ValueError, match="mode='exact'"):
-        _wrapper(TwoObjectives(), mode='exact').load_state_dict(state)
+    assert torch.equal(wrapper.balancer.logits, other.balancer.logits)
+    with pytest.raises(ValueError, match='saved with balancer MoKDAmortized'):
+        _wrapper(TwoObjectives(), balancer=dict(type='MoKDExact')).load_state_dict(state)
 
 
 def test_bad_input_is_named():
@@ -176,10 +205,26 @@ def test_bad_input_is_named():
         wrapper.update_params(torch.tensor(1.0))
     obj = model.objectives()
     obj['task'] = obj['task'] * float('nan')
-    with pytest.raises(NonFiniteObjectiveError, match='task=nan'):
-        wrapper.update_params(obj, reevaluate=model.objectives)
-    assert torch.isfinite(wrapper.weighting.logits).all()
-    with pytest.raises(ValueError, match='mode must be one of'):
-        _wrapper(model, mode='mgda')
-    with pytest.raises(ValueError, match="needs weights for exactly"):
-        _wrapper(model, mode='fixed', weights=dict(distill=1.0))
+    with pytest.raises(NonFiniteObjectiveError, match=r'task=nan \(from the losses student.loss_cls=nan\)'):
+        wrapper.update_params(obj, reevaluate=model.objectives,
+                              losses={'student.loss_cls': obj['task'],
+                                      'distill.loss_kl': obj['distill']})
+    assert torch.isfinite(wrapper.balancer.logits).all()
+    with pytest.raises(KeyError, match='Nope'):
+        _wrapper(model, balancer=dict(type='Nope'))
+
+
+def test_a_non_finite_update_is_not_taken():
+    """A finite objective with a non-finite gradient (sqrt at 0) stops the
+    step before the optimizer changes anything."""
+    model = TwoObjectives()
+    start = _params(model)
+    for balancer in ('FixedWeights', 'MoKDExact', 'MGDA'):
+        wrapper = _wrapper(model, balancer=dict(type=balancer))
+        obj = model.objectives()
+        obj['distill'] = obj['distill'] + torch.sqrt(model.lin.weight[0, 0] * 0)
+        with pytest.raises(NonFiniteUpdateError, match=r'not finite.*lin.weight.*: the culprit'):
+            wrapper.param_names = {id(p): f'lin.{n}' for n, p in model.lin.named_parameters()}
+            wrapper.update_params(obj, explain=lambda: 'the culprit')
+        wrapper.zero_grad()
+    assert torch.equal(_params(model), start)

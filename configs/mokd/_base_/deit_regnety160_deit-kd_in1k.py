@@ -11,4 +11,4 @@ model = dict(
             student='dist_logits',
             teacher='logits')))
 
-optim_wrapper = dict(mode='fixed', weights=dict(distill=0.5, task=0.5))
+optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=0.5, task=0.5)))

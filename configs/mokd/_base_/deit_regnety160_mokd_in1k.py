@@ -16,4 +16,4 @@ model = dict(
                 student_dim=192,
                 teacher_dim=3024))))
 
-optim_wrapper = dict(mode='famo')
+optim_wrapper = dict(balancer=dict(type='MoKDAmortized'))

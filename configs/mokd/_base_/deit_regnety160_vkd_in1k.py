@@ -13,4 +13,4 @@ model = dict(
                 type='OrthogonalProjector', student_dim=192,
                 teacher_dim=3024))))
 
-optim_wrapper = dict(mode='fixed', weights=dict(distill=1.0, task=1.0))
+optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=1.0, task=1.0)))

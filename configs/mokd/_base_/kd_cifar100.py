@@ -21,6 +21,5 @@ model = dict(
 optim_wrapper = dict(
     type='MoKDOptimWrapper',
     constructor='MoKDOptimWrapperConstructor',
-    mode='fixed',
-    weights=dict(distill=0.9, task=0.1))
+    balancer=dict(type='FixedWeights', weights=dict(distill=0.9, task=0.1)))
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')

@@ -41,6 +41,6 @@ model = dict(
 optim_wrapper = dict(
     type='MoKDOptimWrapper',
     constructor='MoKDOptimWrapperConstructor',
-    mode='famo',
+    balancer=dict(type='MoKDAmortized'),
     diagnostics_interval=100)
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')

@@ -2,4 +2,4 @@
 # the amortized rule.
 _base_ = ['./vidt_distill.py']
 model = {{_base_.mokd}}
-optim_wrapper = dict(mode='famo')
+optim_wrapper = dict(balancer=dict(type='MoKDAmortized'))

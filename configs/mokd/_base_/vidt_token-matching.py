@@ -2,4 +2,4 @@
 # to the task loss with fixed weights.
 _base_ = ['./vidt_distill.py']
 model = {{_base_.token_matching}}
-optim_wrapper = dict(mode='fixed', weights=dict(distill=1.0, task=1.0))
+optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=1.0, task=1.0)))

@@ -325,20 +325,22 @@ class MoKDDistiller(BaseModel):
         return hits[0]
 
     # ------------------------------------------------------------ forward
-    def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
-        """``'loss'``: every individual loss (unweighted) by name;
-        ``'predict'`` / ``'tensor'``: the student's (or the teacher's)
-        output."""
+    def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor',
+                teacher_features: Optional[Dict[str, torch.Tensor]] = None):
+        """``'loss'``: every individual loss (unweighted) by name, from the
+        teacher's tapped features (given, or computed here); ``'predict'`` /
+        ``'tensor'``: the student's (or the teacher's) output."""
         if mode == 'loss':
-            teacher = self._run_teacher(inputs, data_samples)
-            losses, _ = self._losses(inputs, data_samples, teacher)
-            return losses
+            if teacher_features is None:
+                teacher_features = self.run_teacher(inputs, data_samples)
+            return self._losses(inputs, data_samples, teacher_features)
         if mode in ('predict', 'tensor'):
             model = self.student if self.predict_with == 'student' else self.teacher
             return model(inputs, data_samples, mode=mode)
         raise ValueError(f'invalid mode {mode!r}')
 
-    def _run_teacher(self, inputs, data_samples) -> Dict[str, torch.Tensor]:
+    def run_teacher(self, inputs, data_samples) -> Dict[str, torch.Tensor]:
+        """The teacher's tapped features of a batch (no gradient)."""
         if not self._teacher_taps.specs:
             return {}
         with torch.no_grad():
@@ -346,13 +348,20 @@ class MoKDDistiller(BaseModel):
         return self._teacher_taps.collect()
 
     def _losses(self, inputs, data_samples, teacher: Dict[str, torch.Tensor]):
-        """All losses by name, and the tap values of the student."""
+        """All losses by name: ``student.<key>`` and ``distill.<name>``."""
         raw = self.student(inputs, data_samples, mode='loss')
         student = self._student_taps.collect()
         losses = OrderedDict((f'student.{k}', v) for k, v in raw.items())
         for name, loss in self.distill_losses.items():
             losses[f'distill.{name}'] = loss(student, teacher)
-        return losses, student
+        return losses
+
+    @staticmethod
+    def _is_loss(key: str) -> bool:
+        """Every distillation loss, and the student's outputs that its own
+        library counts as losses (keys containing ``'loss'``; others, such
+        as accuracies, are only logged)."""
+        return key.startswith('distill.') or 'loss' in key
 
     def objectives_of(self, losses: Dict[str, torch.Tensor]):
         """Sum the losses into objectives.
@@ -371,7 +380,7 @@ class MoKDDistiller(BaseModel):
                 values[key] = sum(v.mean() for v in value)
             else:
                 raise TypeError(f'{key} is not a tensor or list of tensors')
-        loss_keys = tuple(k for k in values if 'loss' in k)
+        loss_keys = tuple(k for k in values if self._is_loss(k))
         if loss_keys not in self._assignment:
             self._assignment[loss_keys] = {k: self._objective_of(k) for k in loss_keys}
         assignment = self._assignment[loss_keys]
@@ -389,30 +398,43 @@ class MoKDDistiller(BaseModel):
             log_vars[f'objective.{name}'] = value.detach()
         return objectives, log_vars
 
-    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
-        """One MoKD step: teacher once, student, weighted update.
+    def train_step(self, data, optim_wrapper, wrapper: Optional[nn.Module] = None
+                   ) -> Dict[str, torch.Tensor]:
+        """One step: the teacher once, the student's losses, the balanced
+        update.
 
-        With ``famo_update='same_batch'`` the optimizer wrapper re-evaluates
-        the student on the same batch after the step, reusing the teacher's
-        features and leaving BatchNorm statistics and dropout untouched.
+        Args:
+            data: a batch from the dataloader.
+            optim_wrapper (MoKDOptimWrapper): balances and applies the update.
+            wrapper (nn.Module, optional): the distributed wrapper of this
+                model (:class:`~mokd_mm.models.MoKDDistributedDataParallel`);
+                the student's loss forward runs through it so that DDP's
+                reducer averages the gradients.
+
+        A rule that re-evaluates the objectives after the step
+        (``needs_reevaluation``) gets them from the student on the same
+        batch, reusing the teacher's features and leaving BatchNorm
+        statistics and dropout untouched.
         """
-        if not hasattr(optim_wrapper, 'objectives'):
-            raise TypeError('MoKDDistiller trains with MoKDOptimWrapper '
-                            "(mode='fixed' gives a plain weighted sum), got "
+        if not hasattr(optim_wrapper, 'balancer'):
+            raise TypeError('MoKDDistiller trains with MoKDOptimWrapper (FixedWeights '
+                            'gives a plain weighted sum), got '
                             f'{type(optim_wrapper).__name__}')
-        with optim_wrapper.optim_context(self):
+        model = self if wrapper is None else wrapper
+        with optim_wrapper.optim_context(model):
             data = self.data_preprocessor(data, True)
             inputs, data_samples = data['inputs'], data['data_samples']
-            teacher = self._run_teacher(inputs, data_samples)
-            losses, _ = self._losses(inputs, data_samples, teacher)
+            teacher = self.run_teacher(inputs, data_samples)
+            losses = model(inputs, data_samples, mode='loss', teacher_features=teacher)
         objectives, log_vars = self.objectives_of(losses)
 
         def reevaluate():
             with reevaluation_mode(self), optim_wrapper.optim_context(self):
-                again, _ = self._losses(inputs, data_samples, teacher)
-            return self.objectives_of(again)[0]
+                return self.objectives_of(self._losses(inputs, data_samples, teacher))[0]
 
-        log_vars.update(optim_wrapper.update_params(objectives, reevaluate=reevaluate))
+        log_vars.update(optim_wrapper.update_params(
+            objectives, reevaluate=reevaluate,
+            losses={k: v for k, v in log_vars.items() if self._is_loss(k)}))
         return log_vars
 
 

@@ -1,10 +1,10 @@
-"""The weighting rules of mokd_mm.core against the paper's statements."""
+"""The min-norm solvers against the paper's statements and brute force."""
 import itertools
 
 import pytest
 import torch
 
-from mokd_mm.core import AmortizedWeighting, NonFiniteObjectiveError, min_norm_weights
+from mokd_mm.core.balancers import frank_wolfe_min_norm_weights, min_norm_weights
 from mokd_mm.core.gradients import gram_matrix
 
 
@@ -109,72 +109,32 @@ def test_three_objectives_match_brute_force(seed):
     assert _norm_of_combination(gram, pi) <= best + 1e-9
 
 
-def test_amortized_step_by_hand():
-    w = AmortizedWeighting(2, lr=0.1, weight_decay=0.0,
-                           optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
-    theta = torch.tensor([1.0, 2.0], requires_grad=True)
-    losses = torch.stack([theta[0]**2, 3 * theta[1]])  # 1, 6
-    scalar = w.combine(losses)
-    scalar.backward()
-    # z = (1/2, 1/2); weights on raw gradients proportional to z_i / L_i.
-    c = 1 / (0.5 / 1 + 0.5 / 6)
-    expected = [c * 0.5 / 1 * 2 * 1.0, c * 0.5 / 6 * 3]
-    assert theta.grad.tolist() == pytest.approx(expected)
-    # Gradient equals that of FAMO's c * sum z_i log L_i with c detached.
-    theta2 = theta.detach().clone().requires_grad_(True)
-    l2 = torch.stack([theta2[0]**2, 3 * theta2[1]])
-    (c * (0.5 * torch.log(l2)).sum()).backward()
-    assert theta.grad.tolist() == pytest.approx(theta2.grad.tolist())
-
-    after = torch.tensor([0.5, 5.0])
-    delta = w.update(losses.detach(), after)
-    assert delta.tolist() == pytest.approx([float(torch.log(torch.tensor(1 / 0.5))),
-                                            float(torch.log(torch.tensor(6 / 5.0)))])
-    # softmax Jacobian at z = (1/2, 1/2): J = [[1/4, -1/4], [-1/4, 1/4]].
-    d0, d1 = delta.tolist()
-    grad = [0.25 * (d0 - d1), 0.25 * (d1 - d0)]
-    assert w.logits.detach().tolist() == pytest.approx([-0.1 * grad[0], -0.1 * grad[1]])
-    # The objective that improved more (the first) loses weight.
-    assert w.weights()[0] < 0.5
-
-
-def test_amortized_defaults_follow_the_paper():
-    w = AmortizedWeighting(2)
-    assert isinstance(w.optimizer, torch.optim.AdamW)
-    group = w.optimizer.param_groups[0]
-    assert group['lr'] == 0.025 and group['weight_decay'] == 0.01
-    assert w.weights().tolist() == [0.5, 0.5]
-
-
-def test_non_positive_objective_is_skipped_and_nan_raises():
-    w = AmortizedWeighting(2, names=['distill', 'task'])
-    weights = w.effective_weights(torch.tensor([0.0, 2.0]))
-    assert weights.tolist() == [0.0, 1.0]
-    assert w.effective_weights(torch.tensor([-1.0, 0.0])).tolist() == [0.0, 0.0]
-    delta = w.update(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0]))
-    assert delta[0].item() == 0.0 and torch.isfinite(w.logits).all()
-    with pytest.raises(NonFiniteObjectiveError, match='task=nan'):
-        w.effective_weights(torch.tensor([1.0, float('nan')]))
-    with pytest.raises(NonFiniteObjectiveError, match='distill=inf'):
-        w.update(torch.tensor([float('inf'), 1.0]), torch.tensor([1.0, 1.0]))
-    assert torch.isfinite(w.logits).all()
-
-
-def test_amortized_state_round_trip():
-    a = AmortizedWeighting(3)
-    for _ in range(3):
-        a.update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 1.9, 2.0]))
-    b = AmortizedWeighting(3)
-    b.load_state_dict(a.state_dict())
-    a.update(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.9, 0.8, 0.7]))
-    b.update(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.9, 0.8, 0.7]))
-    assert torch.equal(a.logits, b.logits)
-    with pytest.raises(ValueError, match='3 objectives'):
-        AmortizedWeighting(2).load_state_dict(a.state_dict())
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
 def test_min_norm_weights_of_a_cuda_gram():
     grads = [g.cuda() for g in _random_gradients(0, k=3, n=10)]
     pi = min_norm_weights(gram_matrix(grads))
     assert pi.sum().item() == pytest.approx(1.0)
+
+
+def test_mgda_solver_clips_pairs_and_matches_the_exact_solution_inside():
+    """Sener & Koltun's solver: the pair in closed form with the weight
+    clipped to [0.001, 0.999]; for K > 2 its iterations reach the min-norm
+    point."""
+    g1 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    g2 = torch.tensor([3.0, 0.1], dtype=torch.float64)  # <g1, g2> >= |g1|^2
+    assert frank_wolfe_min_norm_weights(gram_matrix([g1, g2])).tolist() == \
+        pytest.approx([0.999, 0.001])
+    assert frank_wolfe_min_norm_weights(gram_matrix([g2, g1])).tolist() == \
+        pytest.approx([0.001, 0.999])
+    for seed in range(5):
+        grads = _random_gradients(seed, k=2, conflict=-1)
+        gram = gram_matrix(grads)
+        assert frank_wolfe_min_norm_weights(gram).tolist() == \
+            pytest.approx(min_norm_weights(gram).tolist(), rel=1e-9)
+        grads = _random_gradients(seed, k=4, n=3)
+        gram = gram_matrix(grads)
+        pi = frank_wolfe_min_norm_weights(gram)
+        assert pi.sum().item() == pytest.approx(1.0) and (pi >= 0).all()
+        exact = min_norm_weights(gram)
+        assert _norm_of_combination(gram, pi) == pytest.approx(
+            _norm_of_combination(gram, exact), rel=1e-3, abs=1e-6)
