@@ -77,3 +77,19 @@ def test_channel_mismatch_names_the_side():
         conn(torch.randn(2, 4), torch.randn(2, 7))
     with pytest.raises(ValueError, match='student_dim'):
         LinearConnector(0, 8)
+
+
+def test_qr_retraction_is_thin_and_keeps_its_map_under_decay():
+    proj = OrthogonalProjector(3, 40)
+    state = proj.state_dict()
+    # Only the (40, 3) free tensor: no (40, 40) base as torch's cayley map keeps.
+    assert {k: tuple(v.shape) for k, v in state.items()} == {
+        'proj.parametrizations.weight.original': (40, 3)}
+    before = _weight(proj).detach().clone()
+    with torch.no_grad():
+        proj.proj.parametrizations.weight.original.mul_(1e-3)  # what decay does, in bulk
+    assert torch.allclose(_weight(proj), before, atol=1e-5)
+    cayley = OrthogonalProjector(3, 40, orthogonal_map='cayley')
+    assert 'proj.parametrizations.weight.0.base' in cayley.state_dict()
+    with pytest.raises(ValueError, match="orthogonal_map must be one of"):
+        OrthogonalProjector(3, 4, orthogonal_map='svd')
