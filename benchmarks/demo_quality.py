@@ -1,28 +1,33 @@
-"""Quality of MoKD on the demo task against its baselines, over seeds.
+"""Quality of every loss balancer on the demo tasks, over seeds, against the
+best of a grid of fixed weights.
 
-Every variant trains the demo's ViDT-w16 student (``tools/demo.py``) for the
-same iterations from the demo's teacher, validating every
-``--val-interval`` iterations on the generated set's val split:
+Each variant trains the demo student from the demo teacher for the same
+iterations with ``tools/train.py`` and reports its final validation metric
+(the last validation, i.e. the checkpoint ``tools/test.py`` would evaluate):
 
-- ``student alone``: ``configs/demo/vidt_swin-w16_shapes.py``;
-- ``fixed a=<alpha>``: MoKD's losses with the fixed weighted sum
-  ``L_task + alpha * L_distill`` (``configs/mokd/kd-fixed_*``), one run per
-  alpha of ``--alphas``;
-- ``VkD``: ``configs/mokd/vkd_*`` (its own fixed weights);
-- ``MoKD``: ``configs/mokd/mokd_*``.
+- ``student alone``: the student's own config;
+- ``fixed a=<alpha>``: MoKD's losses summed as ``L_task + alpha L_distill``
+  (``FixedWeights``), one run per alpha of ``--alphas``;
+- one variant per balancer of ``--rules`` (``mokd_mm.core.balancers``) on
+  the same losses, each at its published defaults;
+- ``VkD`` (detection): ViDT's VkD baseline with its own fixed weights.
 
-Nothing is tuned per variant beyond what its config says; seeds go through
-``randomness.seed``. The final AP is the validation at the last iteration
-(the checkpoint ``tools/test.py`` would evaluate). For every variant the
-table also gives, per seed, the first validated iteration whose AP reaches
-the best baseline's mean final AP (the best variant other than MoKD).
+Tasks: ``classification``, the ResNet-18 width-8 student of a width-16
+teacher on the generated shape classification set (top-1 accuracy, %), and
+``detection``, the ViDT-w16 student of ``tools/demo.py`` (COCO bbox AP, %).
+A missing teacher is trained first and kept. Seeds go through
+``randomness.seed``, so every variant of a seed starts from the same
+student and sees the same batches: the table gives each variant's mean and
+its paired difference to the fixed weight with the best mean, with a 95%
+confidence interval (Student's t over the seeds).
 
 Usage:
-    python benchmarks/demo_quality.py [--iters 300] [--seeds 0 1 2]
-        [--alphas 0.25 0.5 1 2 4] [--jobs 2] [--out results.json]
+    python benchmarks/demo_quality.py --task classification [--seeds 0 1 2 3 4]
+        [--rules NAME ...] [--alphas 0.25 0.5 1 2 4] [--jobs 2] [--out results.json]
 """
 import argparse
 import json
+import math
 import os.path as osp
 import statistics
 import sys
@@ -31,108 +36,144 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mokd_mm.utils.tool_runs import (map_concurrently, seconds_per_iter, train,  # noqa: E402
-                                     val_curve)
+from mokd_mm.utils.tool_runs import (ensure_teacher, map_concurrently,  # noqa: E402
+                                     seconds_per_iter, train, val_curve)
 
-STUDENT = 'configs/demo/vidt_swin-w16_shapes.py'
-FIXED = 'configs/mokd/kd-fixed_vidt-w16_vidt-w32_shapes.py'
-VKD = 'configs/mokd/vkd_vidt-w16_vidt-w32_shapes.py'
-MOKD = 'configs/mokd/mokd_vidt-w16_vidt-w32_shapes.py'
+TASKS = dict(
+    classification=dict(
+        data=('make_shape_classification', 'data/shapes_cls'),
+        student='configs/demo/resnet18-w8_shapes.py',
+        teacher='configs/demo/resnet18-w16_shapes.py',
+        teacher_ckpt='work_dirs/demo_cls/teacher.pth', teacher_iters=1000,
+        distiller='configs/mokd/mokd_resnet18-w8_resnet18-w16_shapes.py', vkd=None,
+        metric='accuracy/top1', percent=1.0, iters=300, val_interval=100),
+    detection=dict(
+        data=('make_shape_detection', 'data/shapes_coco'),
+        student='configs/demo/vidt_swin-w16_shapes.py',
+        teacher='configs/demo/vidt_swin-w32_shapes.py',
+        teacher_ckpt='work_dirs/demo/teacher.pth', teacher_iters=400,
+        distiller='configs/mokd/mokd_vidt-w16_vidt-w32_shapes.py',
+        vkd='configs/mokd/vkd_vidt-w16_vidt-w32_shapes.py',
+        metric='coco/bbox_mAP', percent=100.0, iters=300, val_interval=60))
+
+_ADAM_L2 = ['optim_wrapper.balancer.optimizer.type=Adam',
+            'optim_wrapper.balancer.optimizer.lr=0.025',
+            'optim_wrapper.balancer.optimizer.weight_decay=0.01']
+# Balancer variants: name -> the cfg-options that select it on the
+# distiller config (whose balancer is MoKDAmortized).
+RULES = {
+    'MoKD amortized (AdamW, paper)': [],
+    'MoKD amortized (Adam + L2, FAMO)': _ADAM_L2,
+    'MoKD exact': ['optim_wrapper.balancer.type=MoKDExact'],
+    'scale-invariant': ['optim_wrapper.balancer.type=ScaleInvariant'],
+    'uncertainty': ['optim_wrapper.balancer.type=UncertaintyWeighting'],
+    'DWA': ['optim_wrapper.balancer.type=DynamicWeightAverage'],
+    'RLW': ['optim_wrapper.balancer.type=RandomLossWeighting'],
+    'MGDA': ['optim_wrapper.balancer.type=MGDA'],
+    'PCGrad': ['optim_wrapper.balancer.type=PCGrad'],
+    'CAGrad': ['optim_wrapper.balancer.type=CAGrad'],
+    'GradDrop': ['optim_wrapper.balancer.type=GradDrop'],
+    'IMTL-G': ['optim_wrapper.balancer.type=IMTLG'],
+}
 
 
-def variants(alphas):
-    """``(name, config, options)`` of every variant."""
-    yield 'student alone', STUDENT, []
+def variants(task, alphas, rules):
+    """``(name, config, options)`` of every variant of ``task``."""
+    yield 'student alone', task['student'], []
     for alpha in alphas:
-        yield f'fixed a={alpha:g}', FIXED, [f'optim_wrapper.weights.distill={alpha}']
-    yield 'VkD', VKD, []
-    yield 'MoKD', MOKD, []
+        yield f'fixed a={alpha:g}', task['distiller'], [
+            'optim_wrapper.balancer.type=FixedWeights',
+            f'optim_wrapper.balancer.weights.distill={alpha}',
+            'optim_wrapper.balancer.weights.task=1.0']
+    if task['vkd']:
+        yield 'VkD', task['vkd'], []
+    for rule in rules:
+        yield rule, task['distiller'], RULES[rule]
 
 
-def first_reaching(curve, target):
-    """The first iteration of ``curve`` whose value is >= ``target``."""
-    return next((step for step, value in curve if value >= target - 1e-9), None)
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+    return float(t.ppf(0.975, df))
 
 
-def summarize(results):
-    """Mean/std of the final APs per variant and the iterations at which
-    each seed reaches the best baseline's mean final AP."""
+def summarize(results, percent):
+    """Per variant: mean and std of the final metric over seeds, and the
+    paired difference (mean, 95% CI) to the best fixed weighting."""
+    final = {name: {run['seed']: percent * run['curve'][-1][1] for run in runs}
+             for name, runs in results.items()}
+    fixed = [name for name in final if name.startswith('fixed')]
+    reference = max(fixed, key=lambda name: statistics.mean(final[name].values()))
     table = {}
-    for name, runs in results.items():
-        final = [run['curve'][-1][1] for run in runs]
-        final50 = [run['curve50'][-1][1] for run in runs]
+    for name, by_seed in final.items():
+        values = list(by_seed.values())
+        diffs = [by_seed[s] - final[reference][s] for s in by_seed if s in final[reference]]
+        half = (t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+                if len(diffs) > 1 else float('nan'))
         table[name] = dict(
-            ap_mean=statistics.mean(final), ap_std=statistics.pstdev(final),
-            ap50_mean=statistics.mean(final50), ap50_std=statistics.pstdev(final50),
-            seconds_per_iter=statistics.mean(run['seconds_per_iter'] for run in runs))
-    baselines = {name: row for name, row in table.items() if name != 'MoKD'}
-    best = max(baselines, key=lambda name: baselines[name]['ap_mean'])
-    target = table[best]['ap_mean']
-    for name, runs in results.items():
-        table[name]['iters_to_best_baseline'] = [first_reaching(run['curve'], target)
-                                                 for run in runs]
-    return dict(best_baseline=best, target_ap=target, variants=table)
+            mean=statistics.mean(values), std=statistics.pstdev(values), by_seed=by_seed,
+            diff=statistics.mean(diffs), ci=(statistics.mean(diffs) - half,
+                                            statistics.mean(diffs) + half),
+            seconds_per_iter=statistics.mean(r['seconds_per_iter'] for r in results[name]))
+    return dict(reference=reference, variants=table)
 
 
-def markdown(summary, iters, seeds):
-    lines = [
-        f'| variant | AP (mean ± std, {len(seeds)} seeds) | AP50 | iterations to reach '
-        f'{100 * summary["target_ap"]:.1f} AP ({summary["best_baseline"]}) | s / iter |',
-        '|---|---|---|---|---|'
-    ]
-    for name, row in summary['variants'].items():
-        reach = ', '.join('-' if i is None else str(i) for i in row['iters_to_best_baseline'])
-        lines.append(
-            f'| {name} | {100 * row["ap_mean"]:.1f} ± {100 * row["ap_std"]:.1f} | '
-            f'{100 * row["ap50_mean"]:.1f} ± {100 * row["ap50_std"]:.1f} | {reach} | '
-            f'{row["seconds_per_iter"]:.3f} |')
-    lines.append(f'\n{iters} iterations per run; "-": not reached within them.')
+def markdown(summary, metric, seeds):
+    ref = summary['reference']
+    lines = [f'| variant | {metric} (mean ± std, {len(seeds)} seeds) | paired difference to '
+             f'{ref} [95% CI] | s / iter |', '|---|---|---|---|']
+    for name, row in sorted(summary['variants'].items(), key=lambda kv: -kv[1]['mean']):
+        low, high = row['ci']
+        diff = '-' if name == ref else f'{row["diff"]:+.1f} [{low:+.1f}, {high:+.1f}]'
+        lines.append(f'| {name} | {row["mean"]:.1f} ± {row["std"]:.1f} | {diff} | '
+                     f'{row["seconds_per_iter"]:.3f} |')
     return '\n'.join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--iters', type=int, default=300)
-    parser.add_argument('--val-interval', type=int, default=60)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--task', choices=list(TASKS), default='classification')
+    parser.add_argument('--rules', nargs='+', choices=list(RULES), default=list(RULES))
     parser.add_argument('--alphas', type=float, nargs='+', default=[0.25, 0.5, 1, 2, 4])
-    parser.add_argument('--teacher', default='work_dirs/demo/teacher.pth',
-                        help='the demo\'s teacher (tools/demo.py trains and keeps it)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--iters', type=int, help="student iterations (the task's default)")
     parser.add_argument('--jobs', type=int, default=2,
                         help='runs at a time, each with cores / jobs threads')
-    parser.add_argument('--work-dir', default='work_dirs/demo_quality')
+    parser.add_argument('--work-dir', help='default: work_dirs/quality_<task>')
     parser.add_argument('--out', help='write the results as json')
     args = parser.parse_args()
-    if not osp.isfile(osp.join(REPO, args.teacher)):
-        parser.error(f'--teacher {args.teacher} does not exist: run tools/demo.py '
-                     'first (it trains and keeps the teacher)')
-    if len(args.alphas) < 1 or len(args.seeds) < 1:
-        parser.error('give at least one alpha and one seed')
-    jobs = [(name, config, options, seed) for name, config, options in variants(args.alphas)
+    task = TASKS[args.task]
+    iters = args.iters or task['iters']
+    work_root = args.work_dir or f'work_dirs/quality_{args.task}'
+    from mokd_mm import datasets
+    maker, data_root = task['data']
+    getattr(datasets, maker)(osp.join(REPO, data_root))
+    teacher = ensure_teacher(REPO, task['teacher'], task['teacher_ckpt'], task['teacher_iters'])
+    jobs = [(name, config, options, seed)
+            for name, config, options in variants(task, args.alphas, args.rules)
             for seed in args.seeds]
     start = time.time()
 
     def run(job, env):
         name, config, options, seed = job
-        slug = name.replace(' ', '_').replace('=', '')
-        work_dir = osp.join(args.work_dir, f'{slug}_seed{seed}')
+        slug = ''.join(c if c.isalnum() else '_' for c in name)
+        work_dir = osp.join(work_root, f'{slug}_seed{seed}')
         options = [f'randomness.seed={seed}', *options]
-        if config != STUDENT:
-            options.append(f'model.teacher_ckpt={args.teacher}')
-        train(REPO, config, work_dir, args.iters, args.val_interval, options,
+        if config != task['student']:
+            options.append(f'model.teacher_ckpt={teacher}')
+        train(REPO, config, work_dir, iters, task['val_interval'], options,
               label=f'{name} seed {seed}', env=env)
         full = osp.join(REPO, work_dir)
-        return dict(variant=name, seed=seed, curve=val_curve(full),
-                    curve50=val_curve(full, 'coco/bbox_mAP_50'),
+        return dict(variant=name, seed=seed, curve=val_curve(full, task['metric']),
                     seconds_per_iter=seconds_per_iter(full))
 
     runs = map_concurrently(run, jobs, args.jobs)
     results = {}
-    for run_result in runs:
-        results.setdefault(run_result['variant'], []).append(run_result)
-    summary = summarize(results)
-    print(f'\n{len(runs)} runs in {time.time() - start:.0f} s\n')
-    print(markdown(summary, args.iters, args.seeds))
+    for result in runs:
+        results.setdefault(result['variant'], []).append(result)
+    summary = summarize(results, task['percent'])
+    print(f'\n{len(runs)} runs of {iters} iterations in {time.time() - start:.0f} s\n')
+    print(markdown(summary, task['metric'], args.seeds))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(args=vars(args), summary=summary, runs=runs), f, indent=1)

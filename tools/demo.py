@@ -18,13 +18,12 @@ it runs; full logs go to each work directory's ``*_console.log``):
 Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--work-dir DIR]
 """
 import argparse
-import os
 import os.path as osp
 import time
 
 from mokd_mm.datasets import make_shape_detection
-from mokd_mm.utils.tool_runs import (map_concurrently, run_tool, seconds_per_iter,
-                                     student_parameters, test, train)
+from mokd_mm.utils.tool_runs import (ensure_teacher, map_concurrently, run_tool,
+                                     seconds_per_iter, student_parameters, test, train)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEACHER = 'configs/demo/vidt_swin-w32_shapes.py'
@@ -60,14 +59,9 @@ def main():
     make_shape_detection(osp.join(REPO, 'data/shapes_coco'))
 
     stage('2/4 teacher')
-    teacher_ckpt = osp.join(args.work_dir, 'teacher.pth')
+    teacher_ckpt = ensure_teacher(REPO, TEACHER, osp.join(args.work_dir, 'teacher.pth'),
+                                  args.teacher_iters)
     teacher_dir = osp.join(args.work_dir, 'teacher')
-    if osp.exists(osp.join(REPO, teacher_ckpt)):
-        print(f'reusing {teacher_ckpt} (delete it to train the teacher again)', flush=True)
-    else:
-        last = train(REPO, TEACHER, teacher_dir, args.teacher_iters,
-                     val_interval=args.teacher_iters, label='teacher')
-        os.replace(osp.join(REPO, last), osp.join(REPO, teacher_ckpt))
 
     stage(f'3/4 students, {args.iters} iterations each, {args.jobs} at a time')
     val_interval = max(1, args.iters // max(1, args.evals))

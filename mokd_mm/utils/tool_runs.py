@@ -77,6 +77,20 @@ def train(repo: str, config: str, work_dir: str, iters: int, val_interval: int,
     return osp.join(work_dir, f'iter_{iters}.pth')
 
 
+def ensure_teacher(repo: str, config: str, checkpoint: str, iters: int,
+                   env: Optional[Dict[str, str]] = None) -> str:
+    """``checkpoint`` (relative to ``repo``), training ``config`` for
+    ``iters`` iterations into ``<its folder>/teacher`` first when it does not
+    exist yet."""
+    if osp.exists(osp.join(repo, checkpoint)):
+        print(f'reusing {checkpoint} (delete it to train the teacher again)', flush=True)
+        return checkpoint
+    work_dir = osp.join(osp.dirname(checkpoint), 'teacher')
+    last = train(repo, config, work_dir, iters, val_interval=iters, label='teacher', env=env)
+    os.replace(osp.join(repo, last), osp.join(repo, checkpoint))
+    return checkpoint
+
+
 def test(repo: str, config: str, checkpoint: str, work_dir: str,
          options: Sequence[str] = (), label: str = 'test',
          env: Optional[Dict[str, str]] = None) -> Dict[str, float]:

@@ -10,7 +10,7 @@ model = dict(
     type='MoKDDistiller',
     student={{_base_.model}},
     teacher='configs/demo/resnet18-w16_shapes.py',
-    teacher_ckpt='work_dirs/demo/teacher.pth',
+    teacher_ckpt='work_dirs/demo_cls/teacher.pth',  # benchmarks/demo_quality.py trains it
     student_taps=dict(
         feat=dict(module='neck', index=-1), logits='head.fc'),
     teacher_taps=dict(
