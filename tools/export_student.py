@@ -9,9 +9,7 @@ Usage: python tools/export_student.py CHECKPOINT OUT
 """
 import argparse
 
-import torch
-
-from mokd_mm.utils import extract_student, save_checkpoint_atomic
+from mokd_mm.checkpoint import extract_student, load_checkpoint, save_checkpoint_atomic
 
 
 def main():
@@ -19,10 +17,10 @@ def main():
     parser.add_argument('checkpoint', help='a MoKDDistiller checkpoint')
     parser.add_argument('out', help='the student checkpoint to write')
     args = parser.parse_args()
-    checkpoint = torch.load(args.checkpoint, map_location='cpu')
-    student = extract_student(checkpoint, source=args.checkpoint)
+    student = extract_student(load_checkpoint(args.checkpoint), source=args.checkpoint)
     save_checkpoint_atomic(student, args.out)
-    print(f'wrote {len(student["state_dict"])} student tensors to {args.out}')
+    print(f'wrote {len(student["state_dict"])} student tensors of {args.checkpoint} to '
+          f'{args.out}')
 
 
 if __name__ == '__main__':

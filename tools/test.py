@@ -5,7 +5,6 @@ student exported by ``tools/export_student.py``).
 Same arguments as mmdet's ``tools/test.py``.
 """
 import argparse
-import os.path as osp
 
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
@@ -23,18 +22,18 @@ def parse_args():
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='save drawn predictions under work_dir/<timestamp>/<show-dir>')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load the checkpoint even if its keys do not match the model '
+                        '(missing weights keep their initialisation)')
     add_common_arguments(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     prepare_distributed(cfg)
@@ -42,6 +41,15 @@ def main():
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    try:
+        runner.load_checkpoint(args.checkpoint, strict=not args.non_strict)
+    except RuntimeError as err:
+        if 'state_dict' not in str(err):
+            raise
+        raise RuntimeError(
+            f'checkpoint {args.checkpoint!r} does not match the model of {args.config}: '
+            f'{err}\nA MoKD config evaluates a distiller checkpoint; an exported student '
+            'goes with the student\'s own config. --non-strict loads it anyway.') from None
     runner.test()
 
 

@@ -145,6 +145,7 @@ def test_teacher_ckpt_takes_the_published_deit_style_file(tmp_path):
     student = dict(teacher, model_name='regnety_002')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         distiller = MoKDDistiller(student=student, teacher=teacher, teacher_ckpt=str(path))
+    distiller.train()  # loads the teacher
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(distiller.teacher(x, mode='tensor'), source(x), atol=1e-5)

@@ -21,14 +21,14 @@ Usage::
     python tools/model_converters/vidt2mmdet.py SRC DST
 """
 import argparse
-import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import torch
+
+from mokd_mm.checkpoint import load_checkpoint, save_checkpoint_atomic
 
 # COCO 2017 category ids of mmdet's 80 contiguous classes, in class order.
 COCO_CATEGORY_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18,
@@ -261,26 +261,11 @@ def _load_official(path: str) -> Dict[str, torch.Tensor]:
     it is allow-listed so that loading stays ``weights_only``.
     """
     with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict) or 'model' not in checkpoint:
         raise ConversionError(
             f'{path} has no "model" entry; not an official ViDT checkpoint')
     return checkpoint['model']
-
-
-def _save_atomic(obj: dict, dst: str) -> None:
-    """Write to a temporary file next to ``dst``, then rename over it."""
-    dst_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst_dir, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -296,7 +281,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         official_repo='naver-ai/vidt',
         num_classes=len(COCO_CATEGORY_IDS),
         coco_category_ids=list(COCO_CATEGORY_IDS))
-    _save_atomic(dict(state_dict=state_dict, meta=meta), args.dst)
+    save_checkpoint_atomic(dict(state_dict=state_dict, meta=meta), args.dst)
     print(f'Converted {len(state_dict)} tensors: {args.src} -> {args.dst}')
 
 

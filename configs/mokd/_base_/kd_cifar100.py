@@ -23,3 +23,5 @@ optim_wrapper = dict(
     constructor='MoKDOptimWrapperConstructor',
     balancer=dict(type='FixedWeights', weights=dict(distill=0.9, task=0.1)))
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
+# New checkpoint first, then last_checkpoint, then outdated ones removed.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

@@ -44,3 +44,5 @@ optim_wrapper = dict(
     balancer=dict(type='MoKDAmortized'),
     diagnostics_interval=100)
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
+# New checkpoint first, then last_checkpoint, then outdated ones removed.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

@@ -22,3 +22,5 @@ model = dict(
 optim_wrapper = dict(
     type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor')
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
+# New checkpoint first, then last_checkpoint, then outdated ones removed.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

@@ -16,3 +16,5 @@ optim_wrapper = dict(
     type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
     diagnostics_interval=20)
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
+# New checkpoint first, then last_checkpoint, then outdated ones removed.
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

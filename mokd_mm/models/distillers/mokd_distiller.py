@@ -183,8 +183,10 @@ class MoKDDistiller(BaseModel):
             ``model`` is taken, or ``dict(config=file, **overrides)``.
         teacher (dict | str): the teacher, likewise.
         teacher_ckpt (str, optional): the teacher's checkpoint, loaded
-            strictly. Without it the teacher keeps its initialisation (for
-            tests only).
+            strictly on the CPU when training starts (the first ``train()``
+            or training step), so that testing and exporting the student need
+            no teacher file. Without it the teacher keeps its initialisation
+            (for tests only).
         student_taps (dict, optional): tap name -> module path of the
             student, or ``dict(module=..., index=..., key=..., input=...)``.
         teacher_taps (dict, optional): likewise for the teacher.
@@ -230,8 +232,8 @@ class MoKDDistiller(BaseModel):
             teacher_cfg.setdefault('data_preprocessor', copy.deepcopy(data_preprocessor))
         self.student = MODELS.build(student_cfg)
         teacher_model = MODELS.build(teacher_cfg)
-        if teacher_ckpt is not None:
-            _load_teacher(teacher_model, teacher_ckpt)
+        self.teacher_ckpt = teacher_ckpt
+        self._teacher_loaded = teacher_ckpt is None
         teacher_model.requires_grad_(False)
         teacher_model.eval()
         # Outside the module tree on purpose: see the class docstring.
@@ -262,6 +264,17 @@ class MoKDDistiller(BaseModel):
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a registered submodule)."""
         return self._teacher
+
+    def train(self, mode: bool = True):
+        """Also loads the teacher's weights, the first time training starts."""
+        if mode:
+            self._load_teacher_once()
+        return super().train(mode)
+
+    def _load_teacher_once(self) -> None:
+        if not self._teacher_loaded:
+            _load_teacher(self.teacher, self.teacher_ckpt)
+            self._teacher_loaded = True
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
@@ -341,6 +354,7 @@ class MoKDDistiller(BaseModel):
 
     def run_teacher(self, inputs, data_samples) -> Dict[str, torch.Tensor]:
         """The teacher's tapped features of a batch (no gradient)."""
+        self._load_teacher_once()
         if not self._teacher_taps.specs:
             return {}
         with torch.no_grad():
@@ -432,14 +446,36 @@ class MoKDDistiller(BaseModel):
             with reevaluation_mode(self), optim_wrapper.optim_context(self):
                 return self.objectives_of(self._losses(inputs, data_samples, teacher))[0]
 
+        def explain():
+            return self._non_finite_gradient_sources(inputs, data_samples, teacher)
+
         log_vars.update(optim_wrapper.update_params(
-            objectives, reevaluate=reevaluate,
+            objectives, reevaluate=reevaluate, explain=explain,
             losses={k: v for k, v in log_vars.items() if self._is_loss(k)}))
         return log_vars
 
+    def _non_finite_gradient_sources(self, inputs, data_samples, teacher) -> str:
+        """The losses of this batch whose own gradients are not finite (a
+        diagnosis, run only after a non-finite update was refused)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        losses = self._losses(inputs, data_samples, teacher)
+        keys = [k for k in losses if self._is_loss(k)]
+        values = self.objectives_of(losses)[1]
+        bad = []
+        for i, key in enumerate(keys):
+            value = losses[key]
+            total = value.mean() if torch.is_tensor(value) else sum(v.mean() for v in value)
+            grads = torch.autograd.grad(total, params, allow_unused=True,
+                                        retain_graph=i < len(keys) - 1)
+            if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
+                bad.append(f'{key} (value {float(values[key]):.4g}, objective '
+                           f'{self._objective_of(key)!r})')
+        return ', '.join(bad) or 'no single loss (only their weighted sum)'
+
+
 
 def _load_teacher(teacher: nn.Module, path: str) -> None:
-    """Load ``path`` into the teacher on the CPU, strictly.
+    """Load ``path`` into the teacher on the CPU, strictly and weights-only.
 
     The weights are the checkpoint's ``state_dict`` (MMEngine), its
     ``model`` (DeiT / timm training checkpoints, e.g. the published
@@ -447,7 +483,8 @@ def _load_teacher(teacher: nn.Module, path: str) -> None:
     itself (a plain state dict).
     """
     if '://' not in path and not osp.isfile(path):
-        raise FileNotFoundError(f'teacher_ckpt {path!r} does not exist')
+        raise FileNotFoundError(f'teacher_ckpt {path!r} does not exist (the teacher is loaded '
+                                'when training starts)')
     checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = checkpoint
     for key in ('state_dict', 'model'):

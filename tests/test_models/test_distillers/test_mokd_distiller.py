@@ -38,6 +38,13 @@ def test_teacher_is_loaded_frozen_and_outside_the_checkpoint(teacher_ckpt):
     _, model_cfg = _cfg(teacher_ckpt)
     distiller = build_in_scope(model_cfg)
     saved = torch.load(teacher_ckpt)['state_dict']
+    # Built without reading the file (testing needs no teacher)...
+    assert not torch.equal(distiller.teacher.state_dict()['head.fc.weight'],
+                           saved['head.fc.weight'])
+    distiller.eval()
+    assert not distiller._teacher_loaded
+    # ... loaded when training starts.
+    distiller.train()
     teacher_state = distiller.teacher.state_dict()
     assert all(torch.equal(saved[k], teacher_state[k]) for k in saved)
     assert not any(k.startswith('teacher') for k in distiller.state_dict())
@@ -106,14 +113,15 @@ def test_bad_input_is_named(teacher_ckpt, tmp_path):
         cfg.update(changes)
         return build_in_scope(cfg)
 
-    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
-        build(teacher_ckpt=str(tmp_path / 'missing.pth'))
+    missing = build(teacher_ckpt=str(tmp_path / 'missing.pth'))  # fine until training
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt .*missing.pth.* does not exist'):
+        missing.train()
     bad = torch.load(teacher_ckpt)
     bad['state_dict']['head.fc.extra'] = torch.zeros(1)
     del bad['state_dict']['head.fc.bias']
     torch.save(bad, tmp_path / 'bad.pth')
     with pytest.raises(ValueError, match=r'head\.fc\.bias'):
-        build(teacher_ckpt=str(tmp_path / 'bad.pth'))
+        build(teacher_ckpt=str(tmp_path / 'bad.pth')).train()
     with pytest.raises(KeyError, match="student tap 'logits'.*did you mean"):
         build(student_taps=dict(feat=dict(module='neck', index=-1), logits='head.fcc'))
     losses = copy.deepcopy(base['distill_losses'])
