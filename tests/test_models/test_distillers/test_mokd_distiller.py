@@ -174,3 +174,20 @@ def test_model_config_from_a_file_with_overrides():
     assert cfg['_scope_'] == 'mmpretrain'
     with pytest.raises(FileNotFoundError, match="teacher config 'nope.py'"):
         load_model_config(dict(config='nope.py'), 'teacher')
+
+
+def test_every_distillation_loss_counts_whatever_its_name(teacher_ckpt, shapes_root):
+    """A distillation loss named without 'loss' is still optimized; the
+    student's non-loss outputs (accuracies) are only logged."""
+    cfg, model_cfg = _cfg(teacher_ckpt)
+    losses = model_cfg['distill_losses']
+    model_cfg['distill_losses'] = dict(kl=losses['loss_kl'], feat=losses['loss_feat'])
+    distiller = build_in_scope(model_cfg).train()
+    data = distiller.data_preprocessor(_batch(cfg, shapes_root), True)
+    raw = distiller(data['inputs'], data['data_samples'], mode='loss')
+    raw['student.accuracy'] = torch.tensor(0.7)
+    objectives, log_vars = distiller.objectives_of(raw)
+    assert float(objectives['distill']) == pytest.approx(
+        float(raw['distill.kl'] + raw['distill.feat']), rel=1e-6)
+    assert float(objectives['task']) == pytest.approx(float(raw['student.loss']))
+    assert float(log_vars['student.accuracy']) == pytest.approx(0.7)
