@@ -50,7 +50,7 @@ def step_time(tree, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--against', required=True, help='the older revision')
-    parser.add_argument('--config', default='configs/mokd/mokd_resnet18-w8_resnet18-w16_shapes.py')
+    parser.add_argument('--config', default='configs/mokd/shapes/mokd_resnet18-w16_resnet18-w8_1xb16-300it_shapes.py')
     parser.add_argument('--data-root', default='data/shapes_cls',
                         help="the config's generated set, made if missing: "
                         "'data/shapes_cls', or 'data/shapes_coco' for the detection demo")

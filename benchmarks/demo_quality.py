@@ -45,15 +45,15 @@ TASKS = dict(
         student='configs/demo/resnet18-w8_shapes.py',
         teacher='configs/demo/resnet18-w16_shapes.py',
         teacher_ckpt='work_dirs/demo_cls/teacher.pth', teacher_iters=1000,
-        distiller='configs/mokd/mokd_resnet18-w8_resnet18-w16_shapes.py', vkd=None,
+        distiller='configs/mokd/shapes/mokd_resnet18-w16_resnet18-w8_1xb16-300it_shapes.py', vkd=None,
         metric='accuracy/top1', percent=1.0, iters=300, val_interval=100),
     detection=dict(
         data=('make_shape_detection', 'data/shapes_coco'),
         student='configs/demo/vidt_swin-w16_shapes.py',
         teacher='configs/demo/vidt_swin-w32_shapes.py',
         teacher_ckpt='work_dirs/demo/teacher.pth', teacher_iters=400,
-        distiller='configs/mokd/mokd_vidt-w16_vidt-w32_shapes.py',
-        vkd='configs/mokd/vkd_vidt-w16_vidt-w32_shapes.py',
+        distiller='configs/mokd/shapes/mokd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
+        vkd='configs/mokd/shapes/vkd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
         metric='coco/bbox_mAP', percent=100.0, iters=300, val_interval=60))
 
 _ADAM_L2 = ['optim_wrapper.balancer.optimizer.type=Adam',

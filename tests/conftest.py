@@ -13,7 +13,7 @@ from mokd_mm.datasets import make_shape_classification
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEACHER_CFG = osp.join(REPO, 'configs/demo/resnet18-w16_shapes.py')
 STUDENT_CFG = osp.join(REPO, 'configs/demo/resnet18-w8_shapes.py')
-MOKD_CFG = osp.join(REPO, 'configs/mokd/mokd_resnet18-w8_resnet18-w16_shapes.py')
+MOKD_CFG = osp.join(REPO, 'configs/mokd/shapes/mokd_resnet18-w16_resnet18-w8_1xb16-300it_shapes.py')
 
 
 def build_in_scope(cfg: dict, scope: str = 'mmpretrain'):

@@ -30,8 +30,8 @@ TEACHER = 'configs/demo/vidt_swin-w32_shapes.py'
 STUDENT = 'configs/demo/vidt_swin-w16_shapes.py'
 RUNS = (
     ('student alone', STUDENT),
-    ('token matching, fixed', 'configs/mokd/token-matching_vidt-w16_vidt-w32_shapes.py'),
-    ('MoKD', 'configs/mokd/mokd_vidt-w16_vidt-w32_shapes.py'),
+    ('token matching, fixed', 'configs/mokd/shapes/token-matching_vidt-w32_vidt-w16_1xb8-300it_shapes.py'),
+    ('MoKD', 'configs/mokd/shapes/mokd_vidt-w32_vidt-w16_1xb8-300it_shapes.py'),
 )
 # The order the student runs start in: MoKD, the slowest (its same-batch
 # re-evaluation is a second forward pass), first, so that with two jobs the

@@ -1,2 +1,4 @@
-# MoKD: ViDT-nano student, ViDT-base teacher, 50 epochs (Table 1 / 3 / 4).
-_base_ = ['./_base_/vidt_mokd.py']
+# MoKD: ViDT-nano student, ViDT-base teacher, 50 epochs on COCO. The
+# product's entry point (bash tools/dist_train.sh configs/mokd/vidt_nano.py 4);
+# the config itself is vidt/mokd_vidt-base_vidt-nano_8xb2-50e_coco.py.
+_base_ = ['./vidt/mokd_vidt-base_vidt-nano_8xb2-50e_coco.py']

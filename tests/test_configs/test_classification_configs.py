@@ -16,9 +16,9 @@ from mmpretrain.structures import DataSample
 import mokd_mm  # noqa: F401  (registers the components)
 from tests.conftest import REPO
 
-DEIT_DISTILL = sorted(glob.glob(osp.join(REPO, 'configs/mokd/deit_*.py')))
+DEIT_DISTILL = sorted(glob.glob(osp.join(REPO, 'configs/mokd/deit/*.py')))
 DEIT_ALONE = sorted(glob.glob(osp.join(REPO, 'configs/deit/deit-*.py')))
-CIFAR = sorted(glob.glob(osp.join(REPO, 'configs/mokd/*_cifar100.py')))
+CIFAR = sorted(glob.glob(osp.join(REPO, 'configs/mokd/cifar100/*.py')))
 TEACHER_CFG = osp.join(REPO, 'configs/regnet/regnety-160_timm_in1k.py')
 
 
@@ -43,7 +43,7 @@ def build_deit_distiller(path: str):
     """A DeiT distillation config and its model with a random teacher (the
     last one is kept: the recipe test reuses it)."""
     cfg = Config.fromfile(path)
-    assert cfg.model.teacher.config == 'configs/regnet/regnety-160_timm_in1k.py'
+    assert osp.samefile(cfg.model.teacher.config, TEACHER_CFG)
     assert cfg.model.teacher_ckpt == 'checkpoints/regnety_160-a5fe301d.pth'
     cfg.model.teacher = random_regnety160()
     cfg.model.teacher_ckpt = None
@@ -54,7 +54,7 @@ def test_the_expected_configs_exist():
     names = [osp.basename(p) for p in DEIT_DISTILL + DEIT_ALONE]
     for size in ('tiny', 'small'):
         for method in ('mokd', 'deit-kd', 'vkd'):
-            name = f'deit_{size}_regnety160_{method}_4xb256-300e_in1k.py'
+            name = f'{method}_regnety160_deit-{size}_4xb256-300e_in1k.py'
             assert name in names
         assert f'deit-{size}_4xb256-300e_in1k.py' in names
     assert len(CIFAR) == 12
@@ -63,7 +63,7 @@ def test_the_expected_configs_exist():
 @pytest.mark.parametrize('path', DEIT_DISTILL, ids=osp.basename)
 def test_deit_distillation_config_builds(path):
     cfg, model = build_deit_distiller(path)
-    small = '_small_' in osp.basename(path)
+    small = 'deit-small' in osp.basename(path)
     channels = 384 if small else 192
     # DeiT-Ti / -S with a distillation token and its classifier.
     assert millions(model.student) == pytest.approx(22.4 if small else 5.9,
@@ -87,7 +87,7 @@ def test_deit_distillation_config_builds(path):
         connector = model.distill_losses.loss_feat.connectors[0]
         assert (connector.student_dim, connector.teacher_dim) == (channels,
                                                                   3024)
-    method = osp.basename(path).split('_')[3]
+    method = osp.basename(path).split('_')[0]
     expected = {
         'mokd': ('MoKDAmortized', {'loss_kl', 'loss_feat'},
                  'IndefiniteSubspaceConnector'),
@@ -113,7 +113,7 @@ def test_deit_recipe_decays_only_weight_matrices():
     connector's projections), none on norms, biases, 1-D parameters,
     tokens and the position embedding; lr 1e-3 for 1024 images."""
     path = osp.join(REPO,
-                    'configs/mokd/deit_tiny_regnety160_vkd_4xb256-300e_in1k.py')
+                    'configs/mokd/deit/vkd_regnety160_deit-tiny_4xb256-300e_in1k.py')
     cfg, model = build_deit_distiller(path)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay = {}
@@ -170,10 +170,13 @@ CIFAR_SIZES = {
 @pytest.mark.parametrize('path', CIFAR, ids=osp.basename)
 def test_cifar100_config_builds_and_follows_its_student(path):
     cfg = Config.fromfile(path)
-    method, pair = osp.basename(path)[:-len('_cifar100.py')].split('_', 1)
-    student_name, teacher_name = pair.rsplit('_', 1)
-    assert cfg.model.student == f'configs/cifar100/{student_name}_cifar100.py'
-    assert cfg.model.teacher == f'configs/cifar100/{teacher_name}_cifar100.py'
+    method, teacher_name, student_name = osp.basename(path).split('_')[:3]
+    pair = f'{student_name}_{teacher_name}'
+    # Paths relative to the config file ({{fileDirname}}), not to the cwd.
+    assert osp.samefile(cfg.model.student,
+                        osp.join(REPO, f'configs/cifar100/{student_name}_cifar100.py'))
+    assert osp.samefile(cfg.model.teacher,
+                        osp.join(REPO, f'configs/cifar100/{teacher_name}_cifar100.py'))
     assert cfg.model.teacher_ckpt == \
         f'work_dirs/{teacher_name}_cifar100/epoch_240.pth'
     # The student's own recipe: its lr (0.01 for MobileNet / ShuffleNet).
@@ -203,7 +206,7 @@ def test_cifar100_config_builds_and_follows_its_student(path):
 def test_cifar100_mokd_losses_on_a_batch():
     """The pooled-feature taps and the connector fit a real forward."""
     path = osp.join(REPO,
-                    'configs/mokd/mokd_shufflenetv1_resnet32x4_cifar100.py')
+                    'configs/mokd/cifar100/mokd_resnet32x4_shufflenetv1_1xb64-240e_cifar100.py')
     cfg = Config.fromfile(path)
     cfg.model.teacher_ckpt = None
     cfg.model.data_preprocessor = cfg.data_preprocessor

@@ -26,7 +26,7 @@ STUDENT_CHANNELS = 48
 
 def deit_config(method: str) -> str:
     return osp.join(
-        REPO, f'configs/mokd/deit_tiny_regnety160_{method}_4xb256-300e_in1k.py')
+        REPO, f'configs/mokd/deit/{method}_regnety160_deit-tiny_4xb256-300e_in1k.py')
 
 
 @pytest.fixture(scope='module')
@@ -118,7 +118,9 @@ def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
     cfg.model.data_preprocessor = cfg.data_preprocessor
     model = MODELS.build(cfg.model)
     model.init_weights()
-    # The teacher holds the file's weights (teacher_ckpt, loaded strictly).
+    model.train()
+    # The teacher holds the file's weights (teacher_ckpt, loaded strictly
+    # when training starts).
     for key in ('head.fc.weight', 's4.b1.conv3.bn.running_var'):
         assert torch.equal(model.teacher.state_dict()[key], teacher_state[key])
     teacher_before = {

@@ -18,8 +18,8 @@ from mmengine.registry import DefaultScope, MODELS
 from mokd_mm.datasets import make_shape_detection
 from tests.conftest import REPO
 
-RETINANET = osp.join(REPO, 'configs/mokd/retinanet/mokd_fpn_retina-r50_retina-r18_1x_coco.py')
-RESNET = osp.join(REPO, 'configs/mokd/resnet/mokd_kl-feat_resnet50_resnet18_8xb32_in1k.py')
+RETINANET = osp.join(REPO, 'configs/mokd/retinanet/mokd_retinanet-r50_retinanet-r18_1x_coco.py')
+RESNET = osp.join(REPO, 'configs/mokd/resnet/mokd_resnet50_resnet18_8xb32_in1k.py')
 
 
 def _tool(package, name):

@@ -139,7 +139,9 @@ def test_bad_input_is_named(teacher_ckpt, tmp_path):
     losses['loss_feat']['connector'] = dict(type='LinearConnector')
     with pytest.raises(ValueError, match="loss_feat: cannot tell the channels of student tap "
                        "'feat' from its module; give the connector student_dim"):
-        build(distill_losses=losses)  # 'feat' is an index into the neck's outputs
+        # An item of the neck's tuple output: no layer declares its width.
+        build(distill_losses=losses,
+              student_taps=dict(feat=dict(module='neck', index=-1), logits='head.fc'))
     with pytest.raises(ValueError, match="'distill.loss_feat' is assigned to no objective"):
         build(objectives=dict(distill=['distill.loss_kl'], task=['student.*']))
     with pytest.raises(ValueError, match='several objectives'):

@@ -86,8 +86,10 @@ def test_mokd_losses_step_and_predict(teacher_file):
         assert (boxes[:, 2] <= w + 1e-3).all() and (boxes[:, 3] <= h + 1e-3).all()
 
 
-@pytest.mark.parametrize('config', ['vidt_nano_token-matching.py', 'vidt_nano_vkd.py',
-                                    'vidt_nano_mokd-single-projector.py'])
+@pytest.mark.parametrize('config', [
+    'vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py',
+    'vidt/vkd_vidt-base_vidt-nano_8xb2-50e_coco.py',
+    'vidt/mokd-single-projector_vidt-base_vidt-nano_8xb2-50e_coco.py'])
 def test_baselines_and_ablations_run(config, teacher_file):
     model = _distiller(config, teacher_file).train()
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
@@ -102,16 +104,16 @@ def test_different_det_token_counts_fail_at_build(teacher_file):
 
 
 @pytest.mark.parametrize('config', sorted(
-    osp.basename(p) for p in glob.glob(osp.join(MOKD_DIR, 'vidt_*.py'))))
+    osp.relpath(p, MOKD_DIR) for p in glob.glob(osp.join(MOKD_DIR, 'vidt', '*.py'))))
 def test_every_vidt_distillation_config_builds(config):
     cfg = Config.fromfile(osp.join(MOKD_DIR, config))
     model_cfg = copy.deepcopy(cfg.model.to_dict())
     model_cfg['teacher_ckpt'] = None  # the converted COCO checkpoints are the user's
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(model_cfg)
-    arch = osp.splitext(config)[0].split('_')[1]
+    teacher_arch, arch = (part.split('-')[1] for part in osp.basename(config).split('_')[1:3])
     # Last-stage width is 8 x embed_dims: nano 48, tiny/small 96, base 128.
     assert model.student.backbone.det_channels == {'nano': 384, 'tiny': 768, 'small': 768}[arch]
-    assert model.teacher.backbone.det_channels == (768 if 'teacher-small' in config else 1024)
+    assert model.teacher.backbone.det_channels == {'small': 768, 'base': 1024}[teacher_arch]
     assert cfg.optim_wrapper.type == 'MoKDOptimWrapper'
     assert cfg.model_wrapper_cfg.type == 'MoKDDistributedDataParallel'

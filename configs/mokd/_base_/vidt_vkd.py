@@ -1,4 +1,0 @@
-# VkD for ViDT on COCO (vidt_methods.py's `vkd`), fixed weights.
-_base_ = ['./vidt_distill.py']
-model = {{_base_.vkd}}
-optim_wrapper = dict(balancer=dict(type='FixedWeights', weights=dict(distill=1.0, task=1.0)))

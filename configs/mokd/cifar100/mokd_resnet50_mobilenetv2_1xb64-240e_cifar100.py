@@ -1,0 +1,14 @@
+# MoKD, ResNet-50 (teacher) -> MobileNet-V2 (student) on CIFAR-100:
+# appendix C.5, Table 1, column 4 (MoKD 70.87 top-1).
+# Teacher: your own ResNet-50, trained with
+# configs/cifar100/resnet50_cifar100.py; tools/train.py writes
+# work_dirs/resnet50_cifar100/epoch_240.pth. Point elsewhere with
+# --cfg-options model.teacher_ckpt=PATH.
+_base_ = ['./_base_/cifar100_mokd.py']
+
+model = dict(
+    student='{{fileDirname}}/../../cifar100/mobilenetv2_cifar100.py',
+    teacher='{{fileDirname}}/../../cifar100/resnet50_cifar100.py',
+    teacher_ckpt='work_dirs/resnet50_cifar100/epoch_240.pth')
+# The student's own recipe (configs/cifar100/mobilenetv2_cifar100.py).
+optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -1,0 +1,12 @@
+# MoKD, ResNet-56 (teacher) -> ResNet-20 (student) on CIFAR-100:
+# appendix C.5, Table 1, column 1 (MoKD 72.29 top-1).
+# Teacher: your own ResNet-56, trained with
+# configs/cifar100/resnet56_cifar100.py; tools/train.py writes
+# work_dirs/resnet56_cifar100/epoch_240.pth. Point elsewhere with
+# --cfg-options model.teacher_ckpt=PATH.
+_base_ = ['./_base_/cifar100_mokd.py']
+
+model = dict(
+    student='{{fileDirname}}/../../cifar100/resnet20_cifar100.py',
+    teacher='{{fileDirname}}/../../cifar100/resnet56_cifar100.py',
+    teacher_ckpt='work_dirs/resnet56_cifar100/epoch_240.pth')

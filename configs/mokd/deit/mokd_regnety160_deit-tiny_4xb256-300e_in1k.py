@@ -1,0 +1,3 @@
+# MoKD: DeiT-Ti (distillation token) <- RegNetY-160,
+# 300 epochs on ImageNet-1k, 4 GPUs x 256. Table 2, row "MoKD-Ti" (79.7 top-1, 6M).
+_base_ = ['./_base_/regnety160_deit_mokd_in1k.py']

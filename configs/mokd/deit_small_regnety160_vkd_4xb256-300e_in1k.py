@@ -1,7 +1,0 @@
-# VkD-S: DeiT-S <- RegNetY-160 with VkD's orthogonal projector, 300 epochs
-# on ImageNet-1k, 4 GPUs x 256. Table 2, row "VkD-S" (82.3 top-1, 22M).
-_base_ = ['./_base_/deit_regnety160_vkd_in1k.py']
-
-model = dict(
-    student=dict(backbone=dict(arch='deit-small'), head=dict(in_channels=384)),
-    distill_losses=dict(loss_feat=dict(connector=dict(student_dim=384))))

@@ -1,3 +1,0 @@
-# MoKD-Ti: DeiT-Ti (distillation token) <- RegNetY-160, 300 epochs on
-# ImageNet-1k, 4 GPUs x 256. Table 2, row "MoKD-Ti" (79.7 top-1, 6M).
-_base_ = ['./_base_/deit_regnety160_mokd_in1k.py']

@@ -1,3 +1,0 @@
-# MoKD with the exact weights of Theorem 3.1 (one backward pass per objective).
-_base_ = ['./_base_/mokd_shapes_cls.py']
-optim_wrapper = dict(balancer=dict(type='MoKDExact'))

@@ -1,2 +1,0 @@
-# ViDT's token matching, fixed weights: ViDT-nano student, ViDT-base teacher, 50 epochs (Table 1 / 3 / 4).
-_base_ = ['./_base_/vidt_token-matching.py']

@@ -1,4 +1,0 @@
-# ViDT's token matching, fixed weights: ViDT-small student, ViDT-base teacher, 50 epochs (Table 1).
-_base_ = ['./_base_/vidt_token-matching.py']
-model = dict(
-    student=dict(backbone=dict(arch='small')))

@@ -1,6 +1,0 @@
-# ViDT's token matching, fixed weights: ViDT-tiny student, ViDT-small teacher, 50 epochs (Table 4).
-_base_ = ['./_base_/vidt_token-matching.py']
-model = dict(
-    student=dict(backbone=dict(arch='tiny')),
-    teacher='configs/vidt/vidt_swin-small_8xb2-50e_coco.py',
-    teacher_ckpt='checkpoints/vidt_swin-small_coco.pth')
