@@ -1,27 +1,34 @@
 """Record intermediate outputs of a model by module path, with forward hooks,
 without editing the model's code."""
 import difflib
-from typing import Dict, Mapping, Optional, Union
+from contextlib import contextmanager
+from typing import Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
-__all__ = ['TapSpec', 'FeatureTaps']
+__all__ = ['TapSpec', 'FeatureTaps', 'resolve_module']
 
 
 class TapSpec:
-    """Where a tap reads: a module path, and optionally an item of its output.
+    """Where a tap reads: a module path, which call of it, and optionally an
+    item of its output.
 
     Written in configs as ``'backbone.layers.3'`` or
-    ``dict(module='backbone', index=-1)`` (``index`` picks an item of a tuple
-    or list output; ``key`` picks an entry of a dict output; ``input=True``
-    records the module's first positional input instead of its output;
-    ``pool='mean'`` averages tokens (B, N, C) -> (B, C), after dropping the
-    first ``skip_tokens`` (e.g. class and distillation tokens), or maps
-    (B, C, H, W) -> (B, C)).
+    ``dict(module='backbone', index=-1)``:
+
+    * ``index`` picks an item of a tuple or list output, ``key`` an entry of
+      a dict output; ``input=True`` records the module's first positional
+      input instead of its output;
+    * ``call`` picks which call of the module within one forward pass (a
+      module may run several times, e.g. a head's convolution once per
+      feature level): ``-1`` (default) the last, ``0`` the first, ...;
+    * ``pool='mean'`` averages tokens (B, N, C) -> (B, C), after dropping the
+      first ``skip_tokens`` (e.g. class and distillation tokens), or maps
+      (B, C, H, W) -> (B, C).
     """
 
-    KEYS = ('module', 'index', 'key', 'input', 'pool', 'skip_tokens')
+    KEYS = ('module', 'index', 'key', 'input', 'pool', 'skip_tokens', 'call')
 
     def __init__(self,
                  module: str,
@@ -29,15 +36,19 @@ class TapSpec:
                  key: Optional[str] = None,
                  input: bool = False,
                  pool: Optional[str] = None,
-                 skip_tokens: int = 0):
+                 skip_tokens: int = 0,
+                 call: int = -1):
         if pool not in (None, 'mean'):
             raise ValueError(f"tap pool must be None or 'mean', got {pool!r}")
+        if not isinstance(call, int):
+            raise ValueError(f'tap call must be an int, got {call!r}')
         self.module = module
         self.index = index
         self.key = key
         self.input = input
         self.pool = pool
         self.skip_tokens = skip_tokens
+        self.call = call
 
     @classmethod
     def parse(cls, spec: Union[str, Mapping]) -> 'TapSpec':
@@ -52,6 +63,7 @@ class TapSpec:
         raise TypeError(f'a tap must be a str or dict, got {type(spec).__name__}')
 
     def select(self, value):
+        """The recorded item of one call's input or output."""
         if self.index is not None:
             value = value[self.index]
         if self.key is not None:
@@ -78,23 +90,26 @@ def resolve_module(model: nn.Module, path: str, owner: str = 'model') -> nn.Modu
 
 
 class FeatureTaps:
-    """Forward hooks that store what named modules produce.
+    """Forward hooks that store what named modules produce, while recording.
 
     Args:
         model (nn.Module): the model to tap.
         taps (Mapping[str, str | dict]): tap name -> :class:`TapSpec`.
         owner (str): how errors refer to the model (e.g. ``'student'``).
 
-    Every path is checked when the taps are made (``KeyError`` naming the
-    tap and the path). :meth:`collect` returns the recorded values and
-    forgets them; reading a tap whose module did not run raises ``KeyError``.
+    Every path is checked when the taps are made (``KeyError`` naming the tap
+    and the path). The hooks store nothing outside :meth:`recording` (so
+    validation and inference keep no feature maps alive); inside it, every
+    call of a tapped module is kept, and :meth:`collect` returns the call
+    each tap asks for.
     """
 
     def __init__(self, model: nn.Module, taps: Mapping, owner: str = 'model'):
         self.owner = owner
         self.specs: Dict[str, TapSpec] = {}
         self.modules: Dict[str, nn.Module] = {}
-        self._records: Dict[str, object] = {}
+        self._calls: Dict[str, List[object]] = {}
+        self._recording = False
         self._handles = []
         for name, spec in taps.items():
             spec = TapSpec.parse(spec)
@@ -109,19 +124,36 @@ class FeatureTaps:
     def _hook(self, name: str, spec: TapSpec):
 
         def record(module, args, output):
-            self._records[name] = spec.select(args[0] if spec.input else output)
+            if self._recording:
+                self._calls.setdefault(name, []).append(
+                    spec.select(args[0] if spec.input else output))
 
         return record
 
+    @contextmanager
+    def recording(self):
+        """Record the tapped modules' calls of the forward pass run inside."""
+        self._calls.clear()
+        self._recording = True
+        try:
+            yield self
+        finally:
+            self._recording = False
+
     def collect(self) -> Dict[str, torch.Tensor]:
-        """The values recorded since the last call, by tap name."""
-        missing = [n for n in self.specs if n not in self._records]
-        if missing:
-            paths = [self.specs[n].module for n in missing]
-            self._records.clear()
-            raise KeyError(f'{self.owner} taps {missing} (modules {paths}) '
-                           'did not run in this forward pass')
-        records, self._records = self._records, {}
+        """The value each tap selects from the calls recorded, by tap name;
+        the records are then dropped."""
+        calls, self._calls = self._calls, {}
+        records, problems = {}, []
+        for name, spec in self.specs.items():
+            seen = calls.get(name, [])
+            if not -len(seen) <= spec.call < len(seen):
+                problems.append(f'{name!r} (module {spec.module!r} ran {len(seen)} '
+                                f'time(s), the tap reads call {spec.call})')
+                continue
+            records[name] = seen[spec.call]
+        if problems:
+            raise KeyError(f'{self.owner} taps {", ".join(problems)} in this forward pass')
         return records
 
     def remove(self) -> None:

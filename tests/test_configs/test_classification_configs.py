@@ -71,19 +71,19 @@ def test_deit_distillation_config_builds(path):
     assert millions(model.teacher) == pytest.approx(83.6, rel=0.01)
     assert model.student.backbone.embed_dims == channels
     assert model.student.head.layers.head_dist.in_features == channels
-    assert model._student_taps.specs['dist_logits'].module == \
+    assert model.taps['student'].specs['dist_logits'].module == \
         'head.layers.head_dist'
-    assert model._teacher_taps.modules['logits'].out_features == 1000
-    if 'feat' in model._student_taps.specs:
+    assert model.taps['teacher'].modules['logits'].out_features == 1000
+    if 'feat' in model.taps['student'].specs:
         # The student feature averages the final patch tokens: ln1 returns
         # the class and distillation tokens first.
-        spec = model._student_taps.specs['feat']
+        spec = model.taps['student'].specs['feat']
         assert (spec.module, spec.pool) == ('backbone.ln1', 'mean')
         assert spec.skip_tokens == model.student.backbone.num_extra_tokens == 2
         assert model.student.backbone.final_norm
-    if 'feat' in model._teacher_taps.specs:
+    if 'feat' in model.taps['teacher'].specs:
         # The teacher feature is the 3024-d pooled input of RegNetY's fc.
-        assert model._teacher_taps.modules['feat'].in_features == 3024
+        assert model.taps['teacher'].modules['feat'].in_features == 3024
         connector = model.distill_losses.loss_feat.connectors[0]
         assert (connector.student_dim, connector.teacher_dim) == (channels,
                                                                   3024)

@@ -188,8 +188,38 @@ def test_every_distillation_loss_counts_whatever_its_name(teacher_ckpt, shapes_r
     data = distiller.data_preprocessor(_batch(cfg, shapes_root), True)
     raw = distiller(data['inputs'], data['data_samples'], mode='loss')
     raw['student.accuracy'] = torch.tensor(0.7)
-    objectives, log_vars = distiller.objectives_of(raw)
+    objectives, log_vars = distiller.objectives.sum(raw)
     assert float(objectives['distill']) == pytest.approx(
         float(raw['distill.kl'] + raw['distill.feat']), rel=1e-6)
     assert float(objectives['task']) == pytest.approx(float(raw['student.loss']))
     assert float(log_vars['student.accuracy']) == pytest.approx(0.7)
+
+
+def test_a_loss_receives_extra_named_inputs_and_taps_record_only_in_training(
+        teacher_ckpt, shapes_root):
+    from mmengine.registry import MODELS
+
+    @MODELS.register_module(force=True)
+    class WeightedByTeacherConfidence(torch.nn.Module):
+        """A loss that needs more than the matched features."""
+
+        def forward(self, student, teacher, confidence):
+            self.seen = confidence
+            weight = confidence.softmax(-1).max(-1).values
+            return ((student - teacher)**2).mean(-1).mul(weight).mean()
+
+    cfg, model_cfg = _cfg(teacher_ckpt)
+    model_cfg['distill_losses']['loss_kl'] = dict(
+        type='WeightedByTeacherConfidence', student='logits', teacher='logits',
+        teacher_inputs=dict(confidence='logits'))
+    distiller = build_in_scope(model_cfg).train()
+    wrapper = _wrapper(distiller)
+    distiller.train_step(_batch(cfg, shapes_root), wrapper)
+    assert distiller.distill_losses['loss_kl'].loss.seen.shape == (8, 4)
+    distiller.eval()
+    distiller.val_step(_batch(cfg, shapes_root, 4))
+    assert distiller.taps['student']._calls == {} and distiller.taps['teacher']._calls == {}
+    bad = copy.deepcopy(model_cfg)
+    bad['distill_losses']['loss_kl']['teacher_inputs'] = dict(confidence='probs')
+    with pytest.raises(KeyError, match="reads teacher tap 'probs'"):
+        build_in_scope(bad)

@@ -73,8 +73,9 @@ def test_distillation_logits_are_tapped_during_the_loss(head, tokens):
     cls_token, dist_token = tokens
     taps = FeatureTaps(head, dict(dist_logits='layers.head_dist'))
     labels = torch.arange(BATCH) % NUM_CLASSES
-    head.loss(((cls_token, dist_token), ), samples_with_labels(labels))
-    recorded = taps.collect()['dist_logits']
+    with taps.recording():
+        head.loss(((cls_token, dist_token), ), samples_with_labels(labels))
+        recorded = taps.collect()['dist_logits']
     assert recorded.shape == (BATCH, NUM_CLASSES)
     torch.testing.assert_close(recorded, head.layers.head_dist(dist_token))
     assert recorded.requires_grad
