@@ -34,9 +34,9 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'tools'))
 
-from mokd_mm.utils.tool_runs import (ensure_teacher, map_concurrently,  # noqa: E402
+from runs import (ensure_teacher, map_concurrently,  # noqa: E402
                                      seconds_per_iter, train, val_curve)
 
 TASKS = dict(

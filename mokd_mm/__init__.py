@@ -9,6 +9,6 @@ import importlib.util
 from .version import __version__
 
 if importlib.util.find_spec('mmengine') is not None:
-    from . import checkpoint, engine, models, utils  # noqa: F401  (registration)
+    from . import checkpoint, engine, models  # noqa: F401  (registration)
 
 __all__ = ['__version__']

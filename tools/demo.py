@@ -22,7 +22,7 @@ import os.path as osp
 import time
 
 from mokd_mm.datasets import make_shape_detection
-from mokd_mm.utils.tool_runs import (ensure_teacher, map_concurrently, run_tool,
+from runs import (ensure_teacher, map_concurrently, run_tool,
                                      seconds_per_iter, student_parameters, test, train)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

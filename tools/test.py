@@ -10,8 +10,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mokd_mm.utils import (add_common_arguments, enable_visualization, load_config,
-                           prepare_distributed)
+from cli import add_common_arguments, enable_visualization, load_config, prepare_distributed
 
 
 def parse_args():

@@ -1,14 +1,14 @@
 """Train a model (a MoKD distillation, or any mmdet / mmpretrain config).
 
-Same arguments as mmdet's ``tools/train.py``; ``--amp`` also works with
-``MoKDOptimWrapper`` (float16 with dynamic loss scaling).
+Same arguments as mmdet's ``tools/train.py``; ``--amp`` gives a MoKD config
+a float16 ``MoKDOptimWrapper`` (dynamic loss scaling), as mmdet's does.
 """
 import argparse
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mokd_mm.utils import add_common_arguments, enable_amp, load_config, prepare_distributed
+from cli import add_common_arguments, enable_amp, load_config, prepare_distributed
 
 
 def parse_args():

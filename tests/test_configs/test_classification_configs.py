@@ -33,9 +33,11 @@ def random_regnety160() -> dict:
     return teacher
 
 
-def build(cfg: Config):
+def build(cfg: Config, device: str = 'cpu'):
+    """The config's model; ``device='meta'`` for structure and sizes only."""
     init_default_scope('mmpretrain')
-    return MODELS.build(cfg.model)
+    with torch.device(device):
+        return MODELS.build(cfg.model)
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +49,7 @@ def build_deit_distiller(path: str):
     assert cfg.model.teacher_ckpt == 'checkpoints/regnety_160-a5fe301d.pth'
     cfg.model.teacher = random_regnety160()
     cfg.model.teacher_ckpt = None
-    return cfg, build(cfg)
+    return cfg, build(cfg, 'meta')
 
 
 def test_the_expected_configs_exist():
@@ -102,7 +104,7 @@ def test_deit_distillation_config_builds(path):
 
 @pytest.mark.parametrize('path', DEIT_ALONE, ids=osp.basename)
 def test_deit_student_only_config_builds(path):
-    model = build(Config.fromfile(path))
+    model = build(Config.fromfile(path), 'meta')
     small = 'deit-small' in osp.basename(path)
     assert millions(model) == pytest.approx(22.05 if small else 5.72, rel=0.01)
     assert not hasattr(model.backbone, 'dist_token')

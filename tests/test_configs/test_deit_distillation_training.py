@@ -16,7 +16,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from tests.conftest import REPO
-from tests.test_models.test_regnety_teacher import randomize_norms
+from tests.test_configs.test_regnety_teacher import randomize_norms
 from tests.test_tools.test_train_test_export import _run, _scalars, _train
 
 NUM_CLASSES = 4

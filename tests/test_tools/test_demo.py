@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from mokd_mm.utils.tool_runs import val_curve
+from tools.runs import val_curve
 from tests.conftest import REPO
 
 

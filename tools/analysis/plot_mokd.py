@@ -18,9 +18,12 @@ import os
 import os.path as osp
 from typing import Sequence, Tuple
 
+import sys
+
 import matplotlib
 
-from mokd_mm.utils.tool_runs import find_scalars
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from runs import find_scalars  # noqa: E402  (tools/runs.py)
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

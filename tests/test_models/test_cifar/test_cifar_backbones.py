@@ -219,7 +219,7 @@ def test_config_builds(config_path):
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     if model_cfg.type == 'TimmClassifier':
         # The timm checkpoint this config loads is exercised, with a real
-        # file, in tests/test_models/test_regnety_teacher.py.
+        # file, in tests/test_configs/test_regnety_teacher.py.
         model_cfg.pretrained = False
         inputs, num_classes = torch.rand(1, 3, 64, 64), 1000
     else:

@@ -3,9 +3,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
-from mokd_mm.utils import enable_amp, enable_visualization
+from tools.cli import enable_amp, enable_visualization
 from tests.conftest import MOKD_CFG, REPO, STUDENT_CFG
 
 
@@ -20,15 +21,24 @@ def test_both_local_rank_spellings_are_accepted(flag):
     assert out.stdout.strip() == '3'
 
 
-def test_amp_flag_keeps_the_mokd_wrapper():
+def test_amp_flag_gives_a_float16_mokd_wrapper():
+    """Like mmdet's train.py, --amp asks for AmpOptimWrapper; the MoKD
+    constructor builds a float16 MoKDOptimWrapper from it."""
+    from mmengine.optim import build_optim_wrapper
+
+    from tests.conftest import build_in_scope
     cfg = Config.fromfile(MOKD_CFG)
     enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'MoKDOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'float16'
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    model = cfg.model.to_dict()
+    model.update(teacher_ckpt=None, data_preprocessor=cfg.data_preprocessor.to_dict())
+    wrapper = build_optim_wrapper(build_in_scope(model), cfg.optim_wrapper)
+    assert type(wrapper).__name__ == 'MoKDOptimWrapper'
+    assert wrapper.cast_dtype == torch.float16 and wrapper.loss_scaler is not None
     cfg = Config.fromfile(MOKD_CFG)
     cfg.optim_wrapper.dtype = 'bfloat16'
     enable_amp(cfg)
-    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'MoKDOptimWrapper'  # already mixed precision
     plain = Config.fromfile(STUDENT_CFG)
     enable_amp(plain)
     assert plain.optim_wrapper.type == 'AmpOptimWrapper'

@@ -1,5 +1,6 @@
 """Scripted runs of this repository's ``tools/train.py`` and ``tools/test.py``
-and the numbers read back from them.
+and the numbers read back from the files they write (tool plumbing, kept out
+of the installed package).
 
 The demo (``tools/demo.py``) and the quality benchmark
 (``benchmarks/demo_quality.py``) are sequences of these runs, so what they
@@ -21,7 +22,7 @@ import torch
 
 _TRAIN_PROGRESS = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\].*?\btime: ([\d.]+)')
 _LOSS = re.compile(r'\sloss: ([\d.]+)')
-_METRIC = re.compile(r'([\w]+/[\w]+): (-?\d+\.\d+)')
+_METRIC = re.compile(r'([\w]+/[\w]+): (-?\d+\.\d+)')  # for the progress lines only
 
 
 def run_tool(repo: str, args: Sequence[str], log_file: str, label: str,
@@ -95,16 +96,23 @@ def test(repo: str, config: str, checkpoint: str, work_dir: str,
          options: Sequence[str] = (), label: str = 'test',
          env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     """Evaluate ``checkpoint`` with ``tools/test.py``; returns the metrics
-    of its final line (e.g. ``coco/bbox_mAP``, ``coco/bbox_mAP_50``)."""
+    (e.g. ``coco/bbox_mAP``) MMEngine writes to the run's JSON file."""
     extra = ['--cfg-options', *options] if options else []
-    output = run_tool(repo, ['tools/test.py', config, checkpoint, '--work-dir', work_dir,
-                             *extra], osp.join(repo, work_dir, 'test_console.log'), label,
-                      env)
-    results = [line for line in output.splitlines() if 'Iter(test)' in line
-               and _METRIC.search(line)]
-    if not results:
-        raise RuntimeError(f'tools/test.py printed no metrics for {checkpoint}')
-    return {key: float(value) for key, value in _METRIC.findall(results[-1])}
+    run_tool(repo, ['tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra],
+             osp.join(repo, work_dir, 'test_console.log'), label, env)
+    return test_metrics(osp.join(repo, work_dir))
+
+
+def test_metrics(work_dir: str) -> Dict[str, float]:
+    """The metrics of the newest test run in ``work_dir``
+    (``<timestamp>/<timestamp>.json``), without its timings."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    runs = [p for p in runs if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json']
+    if not runs:
+        raise FileNotFoundError(f'no test results (<timestamp>/<timestamp>.json) under '
+                                f'{work_dir!r}')
+    with open(runs[-1]) as f:
+        return {k: v for k, v in json.load(f).items() if '/' in k}
 
 
 def map_concurrently(function: Callable, items: Sequence, jobs: int) -> list:

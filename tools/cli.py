@@ -1,5 +1,6 @@
-"""Helpers of tools/train.py and tools/test.py that adjust a config to the
-command line and to the machine."""
+"""What tools/train.py and tools/test.py share: mmdet's arguments, and the
+changes they make to a config for the command line and the machine. Tool
+plumbing, kept out of the installed package."""
 import argparse
 import os
 import os.path as osp
@@ -7,7 +8,10 @@ import os.path as osp
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import OPTIM_WRAPPERS, init_default_scope
+
+# Registers mokd_mm's components and its safe checkpoint loading (--resume,
+# load_from on torch >= 2.6), also for configs that do not import it.
+import mokd_mm  # noqa: F401,E402
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,23 +46,16 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def enable_amp(cfg: Config) -> None:
-    """``--amp``: float16 autocast with dynamic loss scaling.
-
-    A :class:`~mokd_mm.engine.MoKDOptimWrapper` gets ``dtype='float16'``
-    (unless a dtype is set); other wrappers become MMEngine's
-    ``AmpOptimWrapper`` as mmdet's tool does.
-    """
-    from mokd_mm.engine import MoKDOptimWrapper
+    """``--amp``: as mmdet's and mmpretrain's own train.py do, the wrapper
+    becomes MMEngine's ``AmpOptimWrapper``; a MoKD config's
+    ``MoKDOptimWrapperConstructor`` then builds a float16
+    ``MoKDOptimWrapper`` instead (one mechanism for their tools and ours)."""
     wrapper = cfg.optim_wrapper
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    wrapper_type = OPTIM_WRAPPERS.get(wrapper.get('type', 'OptimWrapper'))
-    if wrapper_type is not None and issubclass(wrapper_type, MoKDOptimWrapper):
-        wrapper.setdefault('dtype', 'float16')
-    elif wrapper.get('type') == 'AmpOptimWrapper':
+    if wrapper.get('type') == 'AmpOptimWrapper' or wrapper.get('dtype') is not None:
         print_log('AMP training is already enabled in the config.', logger='current')
-    else:
-        wrapper.type = 'AmpOptimWrapper'
-        wrapper.loss_scale = 'dynamic'
+        return
+    wrapper.type = 'AmpOptimWrapper'
+    wrapper.setdefault('loss_scale', 'dynamic')
 
 
 def enable_visualization(cfg: Config, show: bool, show_dir, wait_time: float) -> None:

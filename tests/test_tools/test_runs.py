@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from mokd_mm.utils.tool_runs import map_concurrently
+from tools.runs import map_concurrently
 
 
 def test_map_concurrently_runs_jobs_at_a_time_with_a_share_of_the_cores():
