@@ -25,6 +25,7 @@ Usage:
     python benchmarks/demo_quality.py --task classification [--seeds 0 1 2 3 4]
         [--rules NAME ...] [--alphas 0.25 0.5 1 2 4] [--jobs 2] [--out results.json]
 """
+
 import argparse
 import json
 import math
@@ -36,29 +37,42 @@ import time
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
-from runs import (ensure_teacher, map_concurrently,  # noqa: E402
-                                     seconds_per_iter, train, val_curve)
+from runs import ensure_teacher, map_concurrently, seconds_per_iter, train, val_curve  # noqa: E402
 
 TASKS = dict(
     classification=dict(
         data=('make_shape_classification', 'data/shapes_cls'),
         student='configs/demo/resnet18-w8_shapes.py',
         teacher='configs/demo/resnet18-w16_shapes.py',
-        teacher_ckpt='work_dirs/demo_cls/teacher.pth', teacher_iters=1000,
-        distiller='configs/mokd/shapes/mokd_resnet18-w16_resnet18-w8_1xb16-300it_shapes.py', vkd=None,
-        metric='accuracy/top1', percent=1.0, iters=300, val_interval=100),
+        teacher_ckpt='work_dirs/demo_cls/teacher.pth',
+        teacher_iters=1000,
+        distiller='configs/mokd/shapes/mokd_resnet18-w16_resnet18-w8_1xb16-300it_shapes.py',
+        vkd=None,
+        metric='accuracy/top1',
+        percent=1.0,
+        iters=300,
+        val_interval=100,
+    ),
     detection=dict(
         data=('make_shape_detection', 'data/shapes_coco'),
         student='configs/demo/vidt_swin-w16_shapes.py',
         teacher='configs/demo/vidt_swin-w32_shapes.py',
-        teacher_ckpt='work_dirs/demo/teacher.pth', teacher_iters=400,
+        teacher_ckpt='work_dirs/demo/teacher.pth',
+        teacher_iters=400,
         distiller='configs/mokd/shapes/mokd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
         vkd='configs/mokd/shapes/vkd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
-        metric='coco/bbox_mAP', percent=100.0, iters=300, val_interval=60))
+        metric='coco/bbox_mAP',
+        percent=100.0,
+        iters=300,
+        val_interval=60,
+    ),
+)
 
-_ADAM_L2 = ['optim_wrapper.balancer.optimizer.type=Adam',
-            'optim_wrapper.balancer.optimizer.lr=0.025',
-            'optim_wrapper.balancer.optimizer.weight_decay=0.01']
+_ADAM_L2 = [
+    'optim_wrapper.balancer.optimizer.type=Adam',
+    'optim_wrapper.balancer.optimizer.lr=0.025',
+    'optim_wrapper.balancer.optimizer.weight_decay=0.01',
+]
 # Balancer variants: name -> the cfg-options that select it on the
 # distiller config (whose balancer is MoKDAmortized).
 RULES = {
@@ -81,10 +95,15 @@ def variants(task, alphas, rules):
     """``(name, config, options)`` of every variant of ``task``."""
     yield 'student alone', task['student'], []
     for alpha in alphas:
-        yield f'fixed a={alpha:g}', task['distiller'], [
-            'optim_wrapper.balancer.type=FixedWeights',
-            f'optim_wrapper.balancer.weights.distill={alpha}',
-            'optim_wrapper.balancer.weights.task=1.0']
+        yield (
+            f'fixed a={alpha:g}',
+            task['distiller'],
+            [
+                'optim_wrapper.balancer.type=FixedWeights',
+                f'optim_wrapper.balancer.weights.distill={alpha}',
+                'optim_wrapper.balancer.weights.task=1.0',
+            ],
+        )
     if task['vkd']:
         yield 'VkD', task['vkd'], []
     for rule in rules:
@@ -94,39 +113,53 @@ def variants(task, alphas, rules):
 def t_quantile(df: int) -> float:
     """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
     from scipy.stats import t
+
     return float(t.ppf(0.975, df))
 
 
 def summarize(results, percent):
     """Per variant: mean and std of the final metric over seeds, and the
     paired difference (mean, 95% CI) to the best fixed weighting."""
-    final = {name: {run['seed']: percent * run['curve'][-1][1] for run in runs}
-             for name, runs in results.items()}
+    final = {
+        name: {run['seed']: percent * run['curve'][-1][1] for run in runs}
+        for name, runs in results.items()
+    }
     fixed = [name for name in final if name.startswith('fixed')]
     reference = max(fixed, key=lambda name: statistics.mean(final[name].values()))
     table = {}
     for name, by_seed in final.items():
         values = list(by_seed.values())
         diffs = [by_seed[s] - final[reference][s] for s in by_seed if s in final[reference]]
-        half = (t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-                if len(diffs) > 1 else float('nan'))
+        half = (
+            t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+            if len(diffs) > 1
+            else float('nan')
+        )
         table[name] = dict(
-            mean=statistics.mean(values), std=statistics.pstdev(values), by_seed=by_seed,
-            diff=statistics.mean(diffs), ci=(statistics.mean(diffs) - half,
-                                            statistics.mean(diffs) + half),
-            seconds_per_iter=statistics.mean(r['seconds_per_iter'] for r in results[name]))
+            mean=statistics.mean(values),
+            std=statistics.pstdev(values),
+            by_seed=by_seed,
+            diff=statistics.mean(diffs),
+            ci=(statistics.mean(diffs) - half, statistics.mean(diffs) + half),
+            seconds_per_iter=statistics.mean(r['seconds_per_iter'] for r in results[name]),
+        )
     return dict(reference=reference, variants=table)
 
 
 def markdown(summary, metric, seeds):
     ref = summary['reference']
-    lines = [f'| variant | {metric} (mean ± std, {len(seeds)} seeds) | paired difference to '
-             f'{ref} [95% CI] | s / iter |', '|---|---|---|---|']
+    lines = [
+        f'| variant | {metric} (mean ± std, {len(seeds)} seeds) | paired difference to '
+        f'{ref} [95% CI] | s / iter |',
+        '|---|---|---|---|',
+    ]
     for name, row in sorted(summary['variants'].items(), key=lambda kv: -kv[1]['mean']):
         low, high = row['ci']
         diff = '-' if name == ref else f'{row["diff"]:+.1f} [{low:+.1f}, {high:+.1f}]'
-        lines.append(f'| {name} | {row["mean"]:.1f} ± {row["std"]:.1f} | {diff} | '
-                     f'{row["seconds_per_iter"]:.3f} |')
+        lines.append(
+            f'| {name} | {row["mean"]:.1f} ± {row["std"]:.1f} | {diff} | '
+            f'{row["seconds_per_iter"]:.3f} |'
+        )
     return '\n'.join(lines)
 
 
@@ -137,8 +170,9 @@ def main():
     parser.add_argument('--alphas', type=float, nargs='+', default=[0.25, 0.5, 1, 2, 4])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--iters', type=int, help="student iterations (the task's default)")
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='runs at a time, each with cores / jobs threads')
+    parser.add_argument(
+        '--jobs', type=int, default=2, help='runs at a time, each with cores / jobs threads'
+    )
     parser.add_argument('--work-dir', help='default: work_dirs/quality_<task>')
     parser.add_argument('--out', help='write the results as json')
     args = parser.parse_args()
@@ -146,12 +180,15 @@ def main():
     iters = args.iters or task['iters']
     work_root = args.work_dir or f'work_dirs/quality_{args.task}'
     from mokd_mm import datasets
+
     maker, data_root = task['data']
     getattr(datasets, maker)(osp.join(REPO, data_root))
     teacher = ensure_teacher(REPO, task['teacher'], task['teacher_ckpt'], task['teacher_iters'])
-    jobs = [(name, config, options, seed)
-            for name, config, options in variants(task, args.alphas, args.rules)
-            for seed in args.seeds]
+    jobs = [
+        (name, config, options, seed)
+        for name, config, options in variants(task, args.alphas, args.rules)
+        for seed in args.seeds
+    ]
     start = time.time()
 
     def run(job, env):
@@ -161,11 +198,23 @@ def main():
         options = [f'randomness.seed={seed}', *options]
         if config != task['student']:
             options.append(f'model.teacher_ckpt={teacher}')
-        train(REPO, config, work_dir, iters, task['val_interval'], options,
-              label=f'{name} seed {seed}', env=env)
+        train(
+            REPO,
+            config,
+            work_dir,
+            iters,
+            task['val_interval'],
+            options,
+            label=f'{name} seed {seed}',
+            env=env,
+        )
         full = osp.join(REPO, work_dir)
-        return dict(variant=name, seed=seed, curve=val_curve(full, task['metric']),
-                    seconds_per_iter=seconds_per_iter(full))
+        return dict(
+            variant=name,
+            seed=seed,
+            curve=val_curve(full, task['metric']),
+            seconds_per_iter=seconds_per_iter(full),
+        )
 
     runs = map_concurrently(run, jobs, args.jobs)
     results = {}

@@ -6,6 +6,7 @@ afterwards); the benchmarks run their command with that tree as the working
 directory and first on ``PYTHONPATH``, so the old code, configs and tools
 are the ones measured. Both trees share this checkout's ``.venv``.
 """
+
 import contextlib
 import os
 import os.path as osp
@@ -20,15 +21,23 @@ def checkout(revision: str):
     """A temporary worktree of ``revision`` that shares this checkout's
     ``data/`` (a link); yields its path."""
     path = tempfile.mkdtemp(prefix='mokd_rev_')
-    subprocess.run(['git', 'worktree', 'add', '--detach', path, revision], cwd=REPO,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ['git', 'worktree', 'add', '--detach', path, revision],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     if osp.isdir(osp.join(REPO, 'data')):
         os.symlink(osp.join(REPO, 'data'), osp.join(path, 'data'))
     try:
         yield path
     finally:
-        subprocess.run(['git', 'worktree', 'remove', '--force', path], cwd=REPO,
-                       check=False, capture_output=True)
+        subprocess.run(
+            ['git', 'worktree', 'remove', '--force', path],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+        )
 
 
 def environment(tree: str, **extra) -> dict:

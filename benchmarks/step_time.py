@@ -13,6 +13,7 @@ Usage:
     python benchmarks/step_time.py CONFIG [--batch B] [--size H W] [--steps N]
         [--device cuda|cpu] [--amp] [--variants NAME ...] [--out results.json]
 """
+
 import argparse
 import json
 import os.path as osp
@@ -42,25 +43,31 @@ VARIANTS = {
 def synthetic_batch(cfg, batch, size, num_classes):
     """A batch in the layout the config's data preprocessor takes."""
     import torch
+
     h, w = size
     inputs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(batch)]
     scope = cfg.get('default_scope')
     if scope == 'mmdet':
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
+
         samples = []
         for i in range(batch):
-            sample = DetDataSample(metainfo=dict(
-                img_id=i, img_shape=(h, w), ori_shape=(h, w), scale_factor=(1., 1.)))
+            sample = DetDataSample(
+                metainfo=dict(img_id=i, img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0))
+            )
             xy = torch.rand(8, 2) * torch.tensor([w, h]) * 0.6
             wh = (torch.rand(8, 2) * 0.3 + 0.05) * torch.tensor([w, h])
             sample.gt_instances = InstanceData(
-                bboxes=torch.cat([xy, xy + wh], 1), labels=torch.randint(0, num_classes, (8, )))
+                bboxes=torch.cat([xy, xy + wh], 1), labels=torch.randint(0, num_classes, (8,))
+            )
             samples.append(sample)
     else:
         from mmpretrain.structures import DataSample
-        samples = [DataSample().set_gt_label(int(torch.randint(0, num_classes, ())))
-                   for _ in range(batch)]
+
+        samples = [
+            DataSample().set_gt_label(int(torch.randint(0, num_classes, ()))) for _ in range(batch)
+        ]
     return dict(inputs=inputs, data_samples=samples)
 
 
@@ -69,9 +76,10 @@ def measure(args, variant):
     import torch
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import DefaultScope, MODELS
+    from mmengine.registry import MODELS, DefaultScope
 
     import mokd_mm  # noqa: F401
+
     cfg = Config.fromfile(args.config)
     model_cfg = cfg.model.to_dict()
     model_cfg['teacher_ckpt'] = None
@@ -114,8 +122,13 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--amp', action='store_true', help='float16 autocast and loss scaling')
-    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS),
-                        help='the variants to time (fixed is always first)')
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help='the variants to time (fixed is always first)',
+    )
     parser.add_argument('--variant', help=argparse.SUPPRESS)
     parser.add_argument('--out', help='also write the results as JSON')
     args = parser.parse_args()
@@ -124,19 +137,27 @@ def main():
 
     rows = []
     for variant in ['fixed'] + [v for v in args.variants if v != 'fixed']:
-        child = subprocess.run([sys.executable, __file__, *sys.argv[1:], '--variant', variant],
-                               cwd=REPO, capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], '--variant', variant],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         if child.returncode != 0:
             sys.exit(f'{variant} failed:\n{child.stderr[-4000:]}')
         rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     base = rows[0]
-    print(f'{args.config}: batch {args.batch} x {args.size[0]}x{args.size[1]}, '
-          f'{args.device}{", fp16" if args.amp else ""}, mean of {args.steps} steps')
-    print(f'| variant | s / step | x fixed | peak MiB | x fixed |')
-    print(f'|---|---|---|---|---|')
+    print(
+        f'{args.config}: batch {args.batch} x {args.size[0]}x{args.size[1]}, '
+        f'{args.device}{", fp16" if args.amp else ""}, mean of {args.steps} steps'
+    )
+    print('| variant | s / step | x fixed | peak MiB | x fixed |')
+    print('|---|---|---|---|---|')
     for row in rows:
-        print(f"| {row['variant']} | {row['seconds']:.3f} | {row['seconds'] / base['seconds']:.2f} "
-              f"| {row['peak_mib']:.0f} | {row['peak_mib'] / base['peak_mib']:.2f} |")
+        print(
+            f'| {row["variant"]} | {row["seconds"]:.3f} | {row["seconds"] / base["seconds"]:.2f} '
+            f'| {row["peak_mib"]:.0f} | {row["peak_mib"] / base["peak_mib"]:.2f} |'
+        )
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(vars(args), rows=rows), f, indent=1)

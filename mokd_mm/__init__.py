@@ -4,6 +4,7 @@
 registers every component in the OpenMMLab registries. The method itself,
 ``mokd_mm.core``, is plain PyTorch and imports without OpenMMLab.
 """
+
 import importlib.util
 
 from .version import __version__

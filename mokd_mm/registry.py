@@ -4,6 +4,7 @@
 Every rule of :mod:`mokd_mm.core.balancers` is registered under its class
 name when ``mokd_mm.engine`` is imported.
 """
+
 from mmengine.registry import Registry
 
 BALANCERS = Registry('balancer', locations=['mokd_mm.engine'])

@@ -1,11 +1,12 @@
 """Shared fixtures: a small generated image set and a random-init teacher
 checkpoint in MMEngine's format (nothing is downloaded)."""
+
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 import mokd_mm  # noqa: F401  (registers the components)
 from mokd_mm.datasets import make_shape_classification
@@ -24,7 +25,8 @@ def build_in_scope(cfg: dict, scope: str = 'mmpretrain'):
 @pytest.fixture(scope='session')
 def shapes_root(tmp_path_factory):
     return make_shape_classification(
-        str(tmp_path_factory.mktemp('data') / 'shapes_cls'), num_train=64, num_val=32)
+        str(tmp_path_factory.mktemp('data') / 'shapes_cls'), num_train=64, num_val=32
+    )
 
 
 @pytest.fixture(scope='session')

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: mmdet's arguments, and the
 changes they make to a config for the command line and the machine. Tool
 plumbing, kept out of the installed package."""
+
 import argparse
 import os
 import os.path as osp
@@ -21,10 +22,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override config settings, key=value (e.g. model.teacher_ckpt=x.pth)')
+        help='override config settings, key=value (e.g. model.teacher_ckpt=x.pth)',
+    )
     parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -63,8 +68,7 @@ def enable_visualization(cfg: Config, show: bool, show_dir, wait_time: float) ->
     mmpretrain's VisualizationHook."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        raise KeyError('--show/--show-dir need default_hooks.visualization in '
-                       'the config')
+        raise KeyError('--show/--show-dir need default_hooks.visualization in the config')
     hook.show = show
     hook.wait_time = wait_time
     if cfg.get('default_scope') == 'mmdet':

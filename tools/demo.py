@@ -17,20 +17,32 @@ it runs; full logs go to each work directory's ``*_console.log``):
 
 Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--work-dir DIR]
 """
+
 import argparse
 import os.path as osp
 import time
 
+from runs import (
+    ensure_teacher,
+    map_concurrently,
+    run_tool,
+    seconds_per_iter,
+    student_parameters,
+    test,
+    train,
+)
+
 from mokd_mm.datasets import make_shape_detection
-from runs import (ensure_teacher, map_concurrently, run_tool,
-                                     seconds_per_iter, student_parameters, test, train)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEACHER = 'configs/demo/vidt_swin-w32_shapes.py'
 STUDENT = 'configs/demo/vidt_swin-w16_shapes.py'
 RUNS = (
     ('student alone', STUDENT),
-    ('token matching, fixed', 'configs/mokd/shapes/token-matching_vidt-w32_vidt-w16_1xb8-300it_shapes.py'),
+    (
+        'token matching, fixed',
+        'configs/mokd/shapes/token-matching_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
+    ),
     ('MoKD', 'configs/mokd/shapes/mokd_vidt-w32_vidt-w16_1xb8-300it_shapes.py'),
 )
 # The order the student runs start in: MoKD, the slowest (its same-batch
@@ -43,11 +55,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iters', type=int, default=300, help='student iterations')
     parser.add_argument('--teacher-iters', type=int, default=400)
-    parser.add_argument('--evals', type=int, default=3,
-                        help='validations during each student run (for the AP curves)')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='student runs (and evaluations) at a time, each with cores / jobs '
-                        'threads')
+    parser.add_argument(
+        '--evals',
+        type=int,
+        default=3,
+        help='validations during each student run (for the AP curves)',
+    )
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='student runs (and evaluations) at a time, each with cores / jobs threads',
+    )
     parser.add_argument('--work-dir', default='work_dirs/demo')
     args = parser.parse_args()
     start = time.time()
@@ -59,8 +78,9 @@ def main():
     make_shape_detection(osp.join(REPO, 'data/shapes_coco'))
 
     stage('2/4 teacher')
-    teacher_ckpt = ensure_teacher(REPO, TEACHER, osp.join(args.work_dir, 'teacher.pth'),
-                                  args.teacher_iters)
+    teacher_ckpt = ensure_teacher(
+        REPO, TEACHER, osp.join(args.work_dir, 'teacher.pth'), args.teacher_iters
+    )
     teacher_dir = osp.join(args.work_dir, 'teacher')
 
     stage(f'3/4 students, {args.iters} iterations each, {args.jobs} at a time')
@@ -70,8 +90,7 @@ def main():
         config = dict(RUNS)[name]
         work_dir = osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
         options = [] if config == STUDENT else [f'model.teacher_ckpt={teacher_ckpt}']
-        ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name,
-                     env=env)
+        ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name, env=env)
         return name, config, ckpt, work_dir, options
 
     trained = {run[0]: run for run in map_concurrently(train_student, START_ORDER, args.jobs)}
@@ -82,34 +101,49 @@ def main():
 
     def evaluate(run, env):
         name, config, ckpt, work_dir, options = run
-        metrics = test(REPO, config, ckpt, osp.join(work_dir, 'test'), options, label=name,
-                       env=env)
+        metrics = test(REPO, config, ckpt, osp.join(work_dir, 'test'), options, label=name, env=env)
         trained_here = osp.isdir(osp.join(REPO, work_dir))
         speed = seconds_per_iter(osp.join(REPO, work_dir)) if trained_here else float('nan')
-        return (name, metrics['coco/bbox_mAP'], metrics['coco/bbox_mAP_50'],
-                student_parameters(osp.join(REPO, ckpt)), speed)
+        return (
+            name,
+            metrics['coco/bbox_mAP'],
+            metrics['coco/bbox_mAP_50'],
+            student_parameters(osp.join(REPO, ckpt)),
+            speed,
+        )
 
     rows = map_concurrently(evaluate, runs, args.jobs)
 
     mokd_dir = runs[-1][3]
     baselines = [f'{name}={work_dir}' for name, _, _, work_dir, _ in runs[1:-1]]
-    run_tool(REPO, ['tools/analysis/plot_mokd.py', mokd_dir, '--out-dir', mokd_dir,
-                    '--compare', *baselines], osp.join(REPO, mokd_dir, 'plot_console.log'),
-             'plots')
+    run_tool(
+        REPO,
+        ['tools/analysis/plot_mokd.py', mokd_dir, '--out-dir', mokd_dir, '--compare', *baselines],
+        osp.join(REPO, mokd_dir, 'plot_console.log'),
+        'plots',
+    )
 
     stage('done')
-    print(f'\nShape detection (data/shapes_coco val, 128 images), ViDT-w16 student, '
-          f'{args.iters} iterations; {time.time() - start:.0f} s in all')
+    print(
+        f'\nShape detection (data/shapes_coco val, 128 images), ViDT-w16 student, '
+        f'{args.iters} iterations; {time.time() - start:.0f} s in all'
+    )
     print(f'| {"model":<22} | {"AP":>5} | {"AP50":>5} | {"params":>9} | {"s / iter":>8} |')
     print(f'|{"-" * 24}|{"-" * 7}|{"-" * 7}|{"-" * 11}|{"-" * 10}|')
     for name, ap, ap50, params, speed in rows:
         speed_text = '-' if speed != speed else f'{speed:.3f}'
-        print(f'| {name:<22} | {100 * ap:>5.1f} | {100 * ap50:>5.1f} | {params:>9,} | '
-              f'{speed_text:>8} |')
-    print(f's / iter: the teacher alone with all cores, the students {args.jobs} at a time '
-          f'with an equal share of the cores each.')
-    print(f'\nLogs, checkpoints and scalars (mokd/pi_*, mokd/conflict, mokd/dominance, '
-          f'coco/bbox_mAP) are under {args.work_dir}/; the plots are {mokd_dir}/mokd_*.png.')
+        print(
+            f'| {name:<22} | {100 * ap:>5.1f} | {100 * ap50:>5.1f} | {params:>9,} | '
+            f'{speed_text:>8} |'
+        )
+    print(
+        f's / iter: the teacher alone with all cores, the students {args.jobs} at a time '
+        f'with an equal share of the cores each.'
+    )
+    print(
+        f'\nLogs, checkpoints and scalars (mokd/pi_*, mokd/conflict, mokd/dominance, '
+        f'coco/bbox_mAP) are under {args.work_dir}/; the plots are {mokd_dir}/mokd_*.png.'
+    )
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ loads with ``torch.load(weights_only=True)``.
 
 Usage: python tools/export_student.py CHECKPOINT OUT
 """
+
 import argparse
 
 from mokd_mm.checkpoint import extract_student, load_checkpoint, save_checkpoint_atomic
@@ -19,8 +20,7 @@ def main():
     args = parser.parse_args()
     student = extract_student(load_checkpoint(args.checkpoint), source=args.checkpoint)
     save_checkpoint_atomic(student, args.out)
-    print(f'wrote {len(student["state_dict"])} student tensors of {args.checkpoint} to '
-          f'{args.out}')
+    print(f'wrote {len(student["state_dict"])} student tensors of {args.checkpoint} to {args.out}')
 
 
 if __name__ == '__main__':

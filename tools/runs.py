@@ -7,6 +7,7 @@ The demo (``tools/demo.py``) and the quality benchmark
 do is what a user would type. Each run's full output goes to a log file in
 its work directory; the console gets one line per logged interval.
 """
+
 import glob
 import json
 import os
@@ -25,8 +26,9 @@ _LOSS = re.compile(r'\sloss: ([\d.]+)')
 _METRIC = re.compile(r'([\w]+/[\w]+): (-?\d+\.\d+)')  # for the progress lines only
 
 
-def run_tool(repo: str, args: Sequence[str], log_file: str, label: str,
-             env: Optional[Dict[str, str]] = None) -> str:
+def run_tool(
+    repo: str, args: Sequence[str], log_file: str, label: str, env: Optional[Dict[str, str]] = None
+) -> str:
     """Run ``python <args>`` in ``repo`` (with ``env`` added to the
     environment), writing its output to ``log_file`` and a short progress
     line per logged training interval (and per validation) to the console.
@@ -37,8 +39,14 @@ def run_tool(repo: str, args: Sequence[str], log_file: str, label: str,
     os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
     lines = []
     with open(log_file, 'w') as log, subprocess.Popen(
-            command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, env=dict(os.environ, **(env or {}))) as proc:
+        command,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=dict(os.environ, **(env or {})),
+    ) as proc:
         for line in proc.stdout:
             log.write(line)
             lines.append(line)
@@ -47,39 +55,58 @@ def run_tool(repo: str, args: Sequence[str], log_file: str, label: str,
                 done, total, seconds = progress.groups()
                 loss = _LOSS.search(line)
                 eta = (int(total) - int(done)) * float(seconds)
-                print(f'  [{label}] iter {done}/{total}'
-                      + (f'  loss {float(loss.group(1)):.3f}' if loss else '')
-                      + f'  {float(seconds):.2f} s/iter  ~{eta:.0f} s left', flush=True)
+                print(
+                    f'  [{label}] iter {done}/{total}'
+                    + (f'  loss {float(loss.group(1)):.3f}' if loss else '')
+                    + f'  {float(seconds):.2f} s/iter  ~{eta:.0f} s left',
+                    flush=True,
+                )
             elif 'Iter(val)' in line and 'coco/bbox_mAP:' in line:
                 metrics = dict(_METRIC.findall(line))
-                print(f'  [{label}] val bbox AP {float(metrics["coco/bbox_mAP"]):.3f}',
-                      flush=True)
+                print(f'  [{label}] val bbox AP {float(metrics["coco/bbox_mAP"]):.3f}', flush=True)
     output = ''.join(lines)
     if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(args[:2])} failed (exit {proc.returncode}); '
-                           f'full log: {log_file}\n' + ''.join(lines[-40:]))
+        raise RuntimeError(
+            f'{" ".join(args[:2])} failed (exit {proc.returncode}); '
+            f'full log: {log_file}\n' + ''.join(lines[-40:])
+        )
     return output
 
 
-def train(repo: str, config: str, work_dir: str, iters: int, val_interval: int,
-          options: Sequence[str] = (), label: str = 'train',
-          env: Optional[Dict[str, str]] = None) -> str:
+def train(
+    repo: str,
+    config: str,
+    work_dir: str,
+    iters: int,
+    val_interval: int,
+    options: Sequence[str] = (),
+    label: str = 'train',
+    env: Optional[Dict[str, str]] = None,
+) -> str:
     """Train ``config`` for ``iters`` iterations (cosine schedule over them,
     validation every ``val_interval``) into ``work_dir``; returns the final
     checkpoint's path."""
     train_options = [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_interval}',
-        f'param_scheduler.0.T_max={iters}', f'default_hooks.checkpoint.interval={iters}',
-        f'default_hooks.logger.interval={max(1, min(20, iters // 5))}', *options
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={val_interval}',
+        f'param_scheduler.0.T_max={iters}',
+        f'default_hooks.checkpoint.interval={iters}',
+        f'default_hooks.logger.interval={max(1, min(20, iters // 5))}',
+        *options,
     ]
-    run_tool(repo, ['tools/train.py', config, '--work-dir', work_dir,
-                    '--cfg-options', *train_options],
-             osp.join(repo, work_dir, 'train_console.log'), label, env)
+    run_tool(
+        repo,
+        ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *train_options],
+        osp.join(repo, work_dir, 'train_console.log'),
+        label,
+        env,
+    )
     return osp.join(work_dir, f'iter_{iters}.pth')
 
 
-def ensure_teacher(repo: str, config: str, checkpoint: str, iters: int,
-                   env: Optional[Dict[str, str]] = None) -> str:
+def ensure_teacher(
+    repo: str, config: str, checkpoint: str, iters: int, env: Optional[Dict[str, str]] = None
+) -> str:
     """``checkpoint`` (relative to ``repo``), training ``config`` for
     ``iters`` iterations into ``<its folder>/teacher`` first when it does not
     exist yet."""
@@ -92,14 +119,25 @@ def ensure_teacher(repo: str, config: str, checkpoint: str, iters: int,
     return checkpoint
 
 
-def test(repo: str, config: str, checkpoint: str, work_dir: str,
-         options: Sequence[str] = (), label: str = 'test',
-         env: Optional[Dict[str, str]] = None) -> Dict[str, float]:
+def test(
+    repo: str,
+    config: str,
+    checkpoint: str,
+    work_dir: str,
+    options: Sequence[str] = (),
+    label: str = 'test',
+    env: Optional[Dict[str, str]] = None,
+) -> Dict[str, float]:
     """Evaluate ``checkpoint`` with ``tools/test.py``; returns the metrics
     (e.g. ``coco/bbox_mAP``) MMEngine writes to the run's JSON file."""
     extra = ['--cfg-options', *options] if options else []
-    run_tool(repo, ['tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra],
-             osp.join(repo, work_dir, 'test_console.log'), label, env)
+    run_tool(
+        repo,
+        ['tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra],
+        osp.join(repo, work_dir, 'test_console.log'),
+        label,
+        env,
+    )
     return test_metrics(osp.join(repo, work_dir))
 
 
@@ -109,8 +147,9 @@ def test_metrics(work_dir: str) -> Dict[str, float]:
     runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     runs = [p for p in runs if osp.basename(p) == osp.basename(osp.dirname(p)) + '.json']
     if not runs:
-        raise FileNotFoundError(f'no test results (<timestamp>/<timestamp>.json) under '
-                                f'{work_dir!r}')
+        raise FileNotFoundError(
+            f'no test results (<timestamp>/<timestamp>.json) under {work_dir!r}'
+        )
     with open(runs[-1]) as f:
         return {k: v for k, v in json.load(f).items() if '/' in k}
 
@@ -156,7 +195,7 @@ def seconds_per_iter(work_dir: str) -> float:
     """Mean training step time of a run, its first fifth (warm-up) left
     out."""
     times = [r['time'] for r in _scalars(work_dir) if 'time' in r and 'lr' in r]
-    times = times[len(times) // 5:]
+    times = times[len(times) // 5 :]
     return sum(times) / len(times) if times else float('nan')
 
 
@@ -171,6 +210,10 @@ def student_parameters(checkpoint: str) -> int:
     out)."""
     state = torch.load(checkpoint, map_location='cpu')['state_dict']
     distiller = any(k.startswith('student.') for k in state)
-    return sum(v.numel() for k, v in state.items()
-               if (k.startswith('student.') or not distiller) and v.is_floating_point()
-               and 'running_' not in k)
+    return sum(
+        v.numel()
+        for k, v in state.items()
+        if (k.startswith('student.') or not distiller)
+        and v.is_floating_point()
+        and 'running_' not in k
+    )

@@ -4,13 +4,13 @@ student exported by ``tools/export_student.py``).
 
 Same arguments as mmdet's ``tools/test.py``.
 """
+
 import argparse
 
+from cli import add_common_arguments, enable_visualization, load_config, prepare_distributed
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-
-from cli import add_common_arguments, enable_visualization, load_config, prepare_distributed
 
 
 def parse_args():
@@ -19,11 +19,16 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump predictions to this pickle file')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='save drawn predictions under work_dir/<timestamp>/<show-dir>')
+    parser.add_argument(
+        '--show-dir', help='save drawn predictions under work_dir/<timestamp>/<show-dir>'
+    )
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--non-strict', action='store_true',
-                        help='load the checkpoint even if its keys do not match the model '
-                        '(missing weights keep their initialisation)')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint even if its keys do not match the model '
+        '(missing weights keep their initialisation)',
+    )
     add_common_arguments(parser)
     return parser.parse_args()
 
@@ -48,7 +53,8 @@ def main():
         raise RuntimeError(
             f'checkpoint {args.checkpoint!r} does not match the model of {args.config}: '
             f'{err}\nA MoKD config evaluates a distiller checkpoint; an exported student '
-            'goes with the student\'s own config. --non-strict loads it anyway.') from None
+            "goes with the student's own config. --non-strict loads it anyway."
+        ) from None
     runner.test()
 
 

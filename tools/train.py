@@ -3,28 +3,29 @@
 Same arguments as mmdet's ``tools/train.py``; ``--amp`` gives a MoKD config
 a float16 ``MoKDOptimWrapper`` (dynamic loss scaling), as mmdet's does.
 """
+
 import argparse
 
+from cli import add_common_arguments, enable_amp, load_config, prepare_distributed
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-
-from cli import add_common_arguments, enable_amp, load_config, prepare_distributed
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
+    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision')
-    parser.add_argument(
-        '--auto-scale-lr', action='store_true', help='scale the lr with the batch size')
+        '--auto-scale-lr', action='store_true', help='scale the lr with the batch size'
+    )
     parser.add_argument(
         '--resume',
         nargs='?',
         type=str,
         const='auto',
         help='resume from the given checkpoint, or from the latest one in the '
-        'work dir when no path is given')
+        'work dir when no path is given',
+    )
     add_common_arguments(parser)
     return parser.parse_args()
 
@@ -36,8 +37,7 @@ def main():
         enable_amp(cfg)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size '
-                           'in the config')
+            raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -24,18 +24,16 @@ train_dataloader = dict(
     batch_size=256,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(_delete_=True, type='RepeatAugSampler', num_repeats=3))
+    sampler=dict(_delete_=True, type='RepeatAugSampler', num_repeats=3),
+)
 val_dataloader = dict(batch_size=256, num_workers=8, persistent_workers=True)
 test_dataloader = val_dataloader
 
 # ------------------------------------------------------------ schedule
 optim_wrapper = dict(
     optimizer=dict(
-        type='AdamW',
-        lr=5e-4 * 1024 / 512,
-        weight_decay=0.05,
-        eps=1e-8,
-        betas=(0.9, 0.999)),
+        type='AdamW', lr=5e-4 * 1024 / 512, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)
+    ),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
@@ -44,7 +42,9 @@ optim_wrapper = dict(
             '.cls_token': dict(decay_mult=0.0),
             '.dist_token': dict(decay_mult=0.0),
             '.pos_embed': dict(decay_mult=0.0),
-        }))
+        },
+    ),
+)
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -52,14 +52,16 @@ param_scheduler = [
         by_epoch=True,
         begin=0,
         end=5,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
     dict(
         type='CosineAnnealingLR',
         eta_min=5e-6,
         by_epoch=True,
         begin=5,
         end=300,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 val_cfg = dict()
@@ -73,4 +75,6 @@ default_hooks = dict(
         interval=1,
         max_keep_ckpts=3,
         save_best='accuracy/top1',
-        rule='greater'))
+        rule='greater',
+    )
+)

@@ -5,4 +5,5 @@ _base_ = ['./_base_/cifar100_classifier.py']
 
 model = dict(
     backbone=dict(type='ResNet_CIFAR', depth=50, zero_init_residual=False),
-    head=dict(in_channels=2048))
+    head=dict(in_channels=2048),
+)

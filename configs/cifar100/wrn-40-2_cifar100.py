@@ -2,5 +2,5 @@
 _base_ = ['./_base_/cifar100_classifier.py']
 
 model = dict(
-    backbone=dict(type='CifarWideResNet', depth=40, widen_factor=2),
-    head=dict(in_channels=128))
+    backbone=dict(type='CifarWideResNet', depth=40, widen_factor=2), head=dict(in_channels=128)
+)

@@ -3,5 +3,4 @@
 # (79.8 top-1, 22M parameters).
 _base_ = ['./deit-tiny_4xb256-300e_in1k.py']
 
-model = dict(
-    backbone=dict(arch='deit-small'), head=dict(in_channels=384))
+model = dict(backbone=dict(arch='deit-small'), head=dict(in_channels=384))

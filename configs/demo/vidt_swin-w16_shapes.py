@@ -5,4 +5,5 @@
 _base_ = ['./vidt_swin-w32_shapes.py']
 model = dict(
     backbone=dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1))),
-    decoder=dict(layer_cfg=dict(ffn_cfg=dict(feedforward_channels=128))))
+    decoder=dict(layer_cfg=dict(ffn_cfg=dict(feedforward_channels=128))),
+)

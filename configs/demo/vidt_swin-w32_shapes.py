@@ -15,17 +15,20 @@ embed_dims = 128  # neck and decoder width
 model = dict(
     num_queries=30,
     backbone=dict(
-        arch=dict(
-            _delete_=True, embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+        arch=dict(_delete_=True, embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
         det_pos_dims=embed_dims,
-        extra_level_channels=embed_dims),
+        extra_level_channels=embed_dims,
+    ),
     decoder=dict(
         layer_cfg=dict(
             self_attn_cfg=dict(embed_dims=embed_dims),
             cross_attn_cfg=dict(embed_dims=embed_dims),
-            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256))),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256),
+        )
+    ),
     bbox_head=dict(num_classes=4, embed_dims=embed_dims),
-    test_cfg=dict(max_per_img=30))
+    test_cfg=dict(max_per_img=30),
+)
 
 max_iters = 400  # tools/demo.py's --teacher-iters
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
@@ -34,12 +37,11 @@ test_cfg = dict(type='TestLoop')
 # ViDT's optimizer at a 10x higher learning rate, for training from scratch
 # in a few hundred steps.
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-7, by_epoch=False)
-]
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-7, by_epoch=False)]
 default_hooks = dict(
     # Validation scalars keyed by iteration (mmengine's default is the epoch).
     logger=dict(interval=20, log_metric_by_epoch=False),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+)
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

@@ -21,32 +21,22 @@ model = dict(
     loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
     # timm's ImageNet mean / std on 0-255 BGR-loaded images.
     data_preprocessor=dict(
-        num_classes=1000,
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True))
+        num_classes=1000, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+    ),
+)
 
 # timm's evaluation transform for regnety_160: bicubic resize of the short
 # side to 235 (224 / crop_pct 0.95), centre crop 224.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(
-        type='ResizeEdge',
-        scale=235,
-        edge='short',
-        backend='pillow',
-        interpolation='bicubic'),
+    dict(type='ResizeEdge', scale=235, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
 test_dataloader = dict(
     batch_size=64,
     num_workers=4,
-    dataset=dict(
-        type='ImageNet',
-        data_root='data/imagenet',
-        split='val',
-        pipeline=test_pipeline),
+    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_evaluator = dict(type='Accuracy', topk=(1, 5))

@@ -16,6 +16,7 @@ things, on purpose, because users of mmdet's and mmpretrain's own
 :func:`extract_student` writes a distiller's student as a checkpoint of its
 own (``tools/export_student.py``).
 """
+
 from .atomic import AtomicLocalBackend, atomic_write, save_checkpoint_atomic
 from .export import extract_student
 from .safe_load import CheckpointLoadError, load_checkpoint, register_safe_loading
@@ -23,5 +24,12 @@ from .safe_load import CheckpointLoadError, load_checkpoint, register_safe_loadi
 register_safe_loading()
 AtomicLocalBackend.register()
 
-__all__ = ['AtomicLocalBackend', 'atomic_write', 'save_checkpoint_atomic', 'extract_student',
-           'CheckpointLoadError', 'load_checkpoint', 'register_safe_loading']
+__all__ = [
+    'AtomicLocalBackend',
+    'atomic_write',
+    'save_checkpoint_atomic',
+    'extract_student',
+    'CheckpointLoadError',
+    'load_checkpoint',
+    'register_safe_loading',
+]

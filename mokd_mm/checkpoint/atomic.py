@@ -6,6 +6,7 @@ or the complete new one, never a truncated one. Temporary names carry the
 writing process's id; temporaries of processes that no longer run (a run
 killed during a save) are removed at the next write into that directory.
 """
+
 import io
 import os
 import os.path as osp
@@ -52,7 +53,7 @@ def remove_stale_temporaries(directory: str) -> None:
     for name in names:
         if not name.startswith(TEMP_PREFIX):
             continue
-        pid = name[len(TEMP_PREFIX):].split('-', 1)[0]
+        pid = name[len(TEMP_PREFIX) :].split('-', 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             try:
                 os.remove(osp.join(directory, name))

@@ -1,4 +1,5 @@
 """The student part of a MoKDDistiller checkpoint."""
+
 import collections
 from typing import Dict
 
@@ -18,11 +19,14 @@ def extract_student(checkpoint: Dict, source: str = 'checkpoint') -> Dict:
         raise KeyError(f'{source} has no "state_dict": it is not an MMEngine checkpoint')
     state = checkpoint['state_dict']
     student = collections.OrderedDict(
-        (key[len(STUDENT_PREFIX):], value) for key, value in state.items()
-        if key.startswith(STUDENT_PREFIX))
+        (key[len(STUDENT_PREFIX) :], value)
+        for key, value in state.items()
+        if key.startswith(STUDENT_PREFIX)
+    )
     if not student:
-        raise KeyError(f'{source} has no "{STUDENT_PREFIX}*" weights: it is not a '
-                       'MoKDDistiller checkpoint')
+        raise KeyError(
+            f'{source} has no "{STUDENT_PREFIX}*" weights: it is not a MoKDDistiller checkpoint'
+        )
     meta = {}
     dataset_meta = (checkpoint.get('meta') or {}).get('dataset_meta')
     if dataset_meta is not None:

@@ -39,6 +39,7 @@ local paths for MMEngine's ``CheckpointLoader`` (``--resume``,
 ``load_from``, ``tools/test.py``, the distiller's ``teacher_ckpt``) and for
 ``tools/export_student.py``; its errors name the file.
 """
+
 import math
 import os.path as osp
 import pickle
@@ -49,8 +50,14 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['CheckpointLoadError', 'NumericDType', 'SafeArray', 'SafeHistoryBuffer',
-           'load_checkpoint', 'register_safe_loading']
+__all__ = [
+    'CheckpointLoadError',
+    'NumericDType',
+    'SafeArray',
+    'SafeHistoryBuffer',
+    'load_checkpoint',
+    'register_safe_loading',
+]
 
 NUMERIC_KINDS = 'biufc'
 STATISTICS = ('min', 'max', 'current', 'mean')
@@ -86,7 +93,7 @@ class NumericDType:
             _refuse(f'the dtype state {state!r}')
         dtype = self.dtype.newbyteorder(byteorder) if byteorder != '|' else self.dtype
         if tuple(state) != tuple(dtype.__reduce__()[2]):
-            _refuse(f'the dtype state {state!r} (only a plain dtype\'s)')
+            _refuse(f"the dtype state {state!r} (only a plain dtype's)")
         self.dtype = dtype
 
 
@@ -114,12 +121,15 @@ class SafeArray(np.ndarray):
 def _reconstruct(subtype, shape, typecode):
     if subtype is not SafeArray:
         _refuse(f'numpy reconstruction of {subtype!r}')
-    return np.ndarray.__new__(SafeArray, (0, ), np.uint8)
+    return np.ndarray.__new__(SafeArray, (0,), np.uint8)
 
 
 def _scalar(dtype, raw=None):
-    if not isinstance(dtype, NumericDType) or not isinstance(raw, bytes) \
-            or len(raw) != dtype.dtype.itemsize:
+    if (
+        not isinstance(dtype, NumericDType)
+        or not isinstance(raw, bytes)
+        or len(raw) != dtype.dtype.itemsize
+    ):
         _refuse('a numpy scalar that is not numeric')
     return np.frombuffer(raw, dtype=dtype.dtype, count=1)[0].copy()
 
@@ -137,15 +147,24 @@ class SafeHistoryBuffer(HistoryBuffer):
         state = {k: v for k, v in state.items() if k != 'statistics_methods'}
         if set(state) != HISTORY_FIELDS:
             _refuse(f'HistoryBuffer fields {sorted(state)}')
-        logs, counts, max_length = (state['_log_history'], state['_count_history'],
-                                    state['max_length'])
-        if not (isinstance(logs, SafeArray) and isinstance(counts, SafeArray)
-                and logs.ndim == counts.ndim == 1 and logs.shape == counts.shape
-                and isinstance(max_length, int)):
+        logs, counts, max_length = (
+            state['_log_history'],
+            state['_count_history'],
+            state['max_length'],
+        )
+        if not (
+            isinstance(logs, SafeArray)
+            and isinstance(counts, SafeArray)
+            and logs.ndim == counts.ndim == 1
+            and logs.shape == counts.shape
+            and isinstance(max_length, int)
+        ):
             _refuse('HistoryBuffer data that is not two 1-d arrays of one length')
-        self.__dict__.update(_log_history=np.asarray(logs).view(np.ndarray).copy(),
-                             _count_history=np.asarray(counts).view(np.ndarray).copy(),
-                             max_length=max_length)
+        self.__dict__.update(
+            _log_history=np.asarray(logs).view(np.ndarray).copy(),
+            _count_history=np.asarray(counts).view(np.ndarray).copy(),
+            max_length=max_length,
+        )
         self._set_default_statistics()
         self.__class__ = HistoryBuffer
 
@@ -153,8 +172,9 @@ class SafeHistoryBuffer(HistoryBuffer):
 def _statistic(owner, name):
     """``getattr`` while unpickling: the four statistics of HistoryBuffer."""
     if owner not in (HistoryBuffer, SafeHistoryBuffer) or name not in STATISTICS:
-        _refuse(f'getattr({owner!r}, {name!r}) (only HistoryBuffer statistics: '
-                f'{", ".join(STATISTICS)})')
+        _refuse(
+            f'getattr({owner!r}, {name!r}) (only HistoryBuffer statistics: {", ".join(STATISTICS)})'
+        )
     return getattr(HistoryBuffer, name)
 
 
@@ -162,12 +182,17 @@ def register_safe_loading() -> None:
     """Admit the stand-ins to ``torch.load(weights_only=True)`` under the
     names MMEngine's files use, and make :func:`load_checkpoint` MMEngine's
     loader of local paths."""
-    stand_ins = [(NumericDType, 'numpy.dtype'), (SafeArray, 'numpy.ndarray'),
-                 (SafeHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
-                 (_statistic, 'builtins.getattr')]
+    stand_ins = [
+        (NumericDType, 'numpy.dtype'),
+        (SafeArray, 'numpy.ndarray'),
+        (SafeHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+        (_statistic, 'builtins.getattr'),
+    ]
     for core in ('numpy.core', 'numpy._core'):
-        stand_ins += [(_reconstruct, f'{core}.multiarray._reconstruct'),
-                      (_scalar, f'{core}.multiarray.scalar')]
+        stand_ins += [
+            (_reconstruct, f'{core}.multiarray._reconstruct'),
+            (_scalar, f'{core}.multiarray.scalar'),
+        ]
     torch.serialization.add_safe_globals(stand_ins)
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
 
@@ -188,7 +213,8 @@ def load_checkpoint(path: str, map_location='cpu'):
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for a bad file
         raise CheckpointLoadError(
-            f'checkpoint {path!r} cannot be loaded safely: {_reason(err)}') from err
+            f'checkpoint {path!r} cannot be loaded safely: {_reason(err)}'
+        ) from err
 
 
 def _reason(err: Exception) -> str:
@@ -198,8 +224,11 @@ def _reason(err: Exception) -> str:
     if found:
         return f'{type(err).__name__}: {found.group(1).strip()}'
     paragraphs = [p.strip() for p in str(err).split('\n\n') if p.strip()]
-    useful = [p for p in paragraphs if not p.startswith(('Weights only load failed',
-                                                          'Check the documentation'))]
+    useful = [
+        p
+        for p in paragraphs
+        if not p.startswith(('Weights only load failed', 'Check the documentation'))
+    ]
     return f'{type(err).__name__}: ' + (' '.join(useful) or (paragraphs or [''])[0])
 
 

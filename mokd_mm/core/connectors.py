@@ -7,6 +7,7 @@ token sequences ``(B, N, C)``, pooled vectors ``(B, C)`` or maps
 ``(B, C, H, W)``; the maps on the channel axis (dim 1 for maps, the last
 dim otherwise).
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -14,8 +15,12 @@ from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
 __all__ = [
-    'apply_on_channels', 'QROrthonormal', 'orthonormal_linear', 'LinearConnector',
-    'OrthogonalProjector', 'IndefiniteSubspaceConnector'
+    'apply_on_channels',
+    'QROrthonormal',
+    'orthonormal_linear',
+    'LinearConnector',
+    'OrthogonalProjector',
+    'IndefiniteSubspaceConnector',
 ]
 
 
@@ -37,9 +42,11 @@ def channel_size(x: torch.Tensor) -> int:
 
 def _check_channels(name: str, x: torch.Tensor, expected: int) -> None:
     if channel_size(x) != expected:
-        raise ValueError(f'{name} feature has {channel_size(x)} channels '
-                         f'(shape {tuple(x.shape)}), the connector expects '
-                         f'{expected}')
+        raise ValueError(
+            f'{name} feature has {channel_size(x)} channels '
+            f'(shape {tuple(x.shape)}), the connector expects '
+            f'{expected}'
+        )
 
 
 class _Connector(nn.Module):
@@ -47,15 +54,15 @@ class _Connector(nn.Module):
 
     def __init__(self, student_dim: int, teacher_dim: int):
         super().__init__()
-        for key, value in (('student_dim', student_dim), ('teacher_dim',
-                                                          teacher_dim)):
+        for key, value in (('student_dim', student_dim), ('teacher_dim', teacher_dim)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{key} must be a positive int, got {value!r}')
         self.student_dim = student_dim
         self.teacher_dim = teacher_dim
 
-    def forward(self, student: torch.Tensor,
-                teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         _check_channels('student', student, self.student_dim)
         _check_channels('teacher', teacher, self.teacher_dim)
         return self.connect(student, teacher)
@@ -112,8 +119,9 @@ class QROrthonormal(nn.Module):
 ORTHOGONAL_MAPS = ('qr', 'cayley', 'matrix_exp', 'householder')
 
 
-def orthonormal_linear(in_features: int, out_features: int,
-                       orthogonal_map: str = 'qr') -> nn.Linear:
+def orthonormal_linear(
+    in_features: int, out_features: int, orthogonal_map: str = 'qr'
+) -> nn.Linear:
     """A bias-free ``nn.Linear`` whose weight (out, in) is constrained to
     orthonormal columns (rows when out < in), starting from a random such
     matrix.
@@ -129,8 +137,7 @@ def orthonormal_linear(in_features: int, out_features: int,
             so weight decay zeroes the projection within a few steps).
     """
     if orthogonal_map not in ORTHOGONAL_MAPS:
-        raise ValueError(f'orthogonal_map must be one of {ORTHOGONAL_MAPS}, got '
-                         f'{orthogonal_map!r}')
+        raise ValueError(f'orthogonal_map must be one of {ORTHOGONAL_MAPS}, got {orthogonal_map!r}')
     linear = nn.Linear(in_features, out_features, bias=False)
     if orthogonal_map != 'qr':
         return parametrizations.orthogonal(linear, orthogonal_map=orthogonal_map)
@@ -154,11 +161,9 @@ class OrthogonalProjector(_Connector):
             :func:`orthonormal_linear`. Defaults to ``'qr'``.
     """
 
-    def __init__(self,
-                 student_dim: int,
-                 teacher_dim: int,
-                 affine: bool = False,
-                 orthogonal_map: str = 'qr'):
+    def __init__(
+        self, student_dim: int, teacher_dim: int, affine: bool = False, orthogonal_map: str = 'qr'
+    ):
         super().__init__(student_dim, teacher_dim)
         self.proj = orthonormal_linear(student_dim, teacher_dim, orthogonal_map)
         if affine:
@@ -213,21 +218,26 @@ class IndefiniteSubspaceConnector(_Connector):
             ``'qr'``.
     """
 
-    def __init__(self,
-                 student_dim: int,
-                 teacher_dim: int,
-                 dim: Optional[int] = None,
-                 indefinite: bool = True,
-                 single_projector: bool = False,
-                 orthogonal_map: str = 'qr'):
+    def __init__(
+        self,
+        student_dim: int,
+        teacher_dim: int,
+        dim: Optional[int] = None,
+        indefinite: bool = True,
+        single_projector: bool = False,
+        orthogonal_map: str = 'qr',
+    ):
         super().__init__(student_dim, teacher_dim)
         self.single_projector = single_projector
         if single_projector:
             if dim is not None:
-                raise ValueError('dim has no meaning with single_projector=True '
-                                 '(the common space is the teacher\'s)')
+                raise ValueError(
+                    'dim has no meaning with single_projector=True '
+                    "(the common space is the teacher's)"
+                )
             self.student_proj = OrthogonalProjector(
-                student_dim, teacher_dim, orthogonal_map=orthogonal_map)
+                student_dim, teacher_dim, orthogonal_map=orthogonal_map
+            )
             self.teacher_proj = None
             self.dim = teacher_dim
         else:
@@ -236,11 +246,14 @@ class IndefiniteSubspaceConnector(_Connector):
                 raise ValueError(
                     f'dim={self.dim} must be >= max(student_dim, teacher_dim)'
                     f'={max(student_dim, teacher_dim)} so that both '
-                    'projections have orthonormal columns')
+                    'projections have orthonormal columns'
+                )
             self.student_proj = OrthogonalProjector(
-                student_dim, self.dim, orthogonal_map=orthogonal_map)
+                student_dim, self.dim, orthogonal_map=orthogonal_map
+            )
             self.teacher_proj = OrthogonalProjector(
-                teacher_dim, self.dim, orthogonal_map=orthogonal_map)
+                teacher_dim, self.dim, orthogonal_map=orthogonal_map
+            )
         if indefinite:
             self.metric = nn.Parameter(torch.ones(self.dim))
         else:
@@ -256,8 +269,7 @@ class IndefiniteSubspaceConnector(_Connector):
             teacher = apply_on_channels(self.teacher_proj.project, teacher)
         return student, teacher
 
-    def similarity(self, student: torch.Tensor,
-                   teacher: torch.Tensor) -> torch.Tensor:
+    def similarity(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """The indefinite inner product ``z_t^T P_t^T D P_s z_s`` of eq. 16
         for pooled features (B, C_s) and (B, C_t); returns shape (B,)."""
         s, t = self(student, teacher)

@@ -1,6 +1,7 @@
 """Per-objective gradients and the gradient diagnostics of the paper's
 Figure 3: the conflict score <g_distill, g_task> and the dominance ratio
 |g_distill| / |g_task|."""
+
 from typing import Dict, List, Sequence
 
 import torch
@@ -8,9 +9,9 @@ import torch
 __all__ = ['objective_gradients', 'gram_matrix', 'gradient_diagnostics']
 
 
-def objective_gradients(losses: Sequence[torch.Tensor],
-                        params: Sequence[torch.Tensor],
-                        retain_graph: bool = True) -> List[torch.Tensor]:
+def objective_gradients(
+    losses: Sequence[torch.Tensor], params: Sequence[torch.Tensor], retain_graph: bool = True
+) -> List[torch.Tensor]:
     """Flattened gradient of each loss with respect to ``params``.
 
     Parameters a loss does not reach contribute zeros.
@@ -26,13 +27,15 @@ def objective_gradients(losses: Sequence[torch.Tensor],
     flat = []
     for i, loss in enumerate(losses):
         keep = retain_graph or i < len(losses) - 1
-        grads = torch.autograd.grad(
-            loss, params, retain_graph=keep, allow_unused=True)
+        grads = torch.autograd.grad(loss, params, retain_graph=keep, allow_unused=True)
         flat.append(
-            torch.cat([
-                (g if g is not None else torch.zeros_like(p)).reshape(-1)
-                for g, p in zip(grads, params)
-            ]))
+            torch.cat(
+                [
+                    (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                    for g, p in zip(grads, params)
+                ]
+            )
+        )
     return flat
 
 
@@ -42,8 +45,7 @@ def gram_matrix(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     return stacked @ stacked.T
 
 
-def gradient_diagnostics(gram: torch.Tensor, first: int = 0,
-                         second: int = 1) -> Dict[str, float]:
+def gradient_diagnostics(gram: torch.Tensor, first: int = 0, second: int = 1) -> Dict[str, float]:
     """Conflict and dominance of two gradients from their Gram matrix.
 
     Returns:
@@ -56,5 +58,4 @@ def gradient_diagnostics(gram: torch.Tensor, first: int = 0,
     denom = norm_a * norm_b
     cos = gab / denom if denom > 0 else torch.zeros_like(gab)
     dominance = norm_a / norm_b if norm_b > 0 else torch.full_like(norm_a, float('inf'))
-    return dict(
-        conflict=float(gab), conflict_cos=float(cos), dominance=float(dominance))
+    return dict(conflict=float(gab), conflict_cos=float(cos), dominance=float(dominance))

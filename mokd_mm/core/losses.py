@@ -6,6 +6,7 @@ feature levels of a detector); each returns a scalar multiplied by
 ``loss_weight``. Teacher inputs are targets: no gradient flows into them
 unless they come from a learned connector.
 """
+
 from typing import Sequence, Union
 
 import torch
@@ -13,19 +14,27 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    'kl_divergence', 'standardize', 'standardized_feature_distance',
-    'token_distance', 'KLDivergenceLoss', 'StandardizedFeatureLoss',
-    'TokenMatchingLoss', 'hard_distillation', 'teacher_layer_norm_distance',
-    'HardDistillationLoss', 'TeacherLayerNormFeatureLoss',
-    'sigmoid_kl_divergence', 'SigmoidKLDivergenceLoss'
+    'kl_divergence',
+    'standardize',
+    'standardized_feature_distance',
+    'token_distance',
+    'KLDivergenceLoss',
+    'StandardizedFeatureLoss',
+    'TokenMatchingLoss',
+    'hard_distillation',
+    'teacher_layer_norm_distance',
+    'HardDistillationLoss',
+    'TeacherLayerNormFeatureLoss',
+    'sigmoid_kl_divergence',
+    'SigmoidKLDivergenceLoss',
 ]
 
 Streams = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 
-def kl_divergence(student_logits: torch.Tensor,
-                  teacher_logits: torch.Tensor,
-                  temperature: float = 1.0) -> torch.Tensor:
+def kl_divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the
     samples (``batchmean``).
 
@@ -57,11 +66,13 @@ def standardize(rows: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (rows - mean) * torch.rsqrt(var + eps)
 
 
-def standardized_feature_distance(student: torch.Tensor,
-                                  teacher: torch.Tensor,
-                                  criterion: str = 'smooth_l1',
-                                  beta: float = 1.0,
-                                  eps: float = 1e-5) -> torch.Tensor:
+def standardized_feature_distance(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    criterion: str = 'smooth_l1',
+    beta: float = 1.0,
+    eps: float = 1e-5,
+) -> torch.Tensor:
     """Both features standardized per channel over all samples and
     positions of the batch, then compared element-wise (mean).
 
@@ -88,25 +99,26 @@ def token_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
         teacher (Tensor): same shape.
     """
     _check_same_shape(student, teacher)
-    return torch.linalg.vector_norm(
-        _as_rows(student) - _as_rows(teacher), dim=-1).mean()
+    return torch.linalg.vector_norm(_as_rows(student) - _as_rows(teacher), dim=-1).mean()
 
 
 def _check_same_shape(student: torch.Tensor, teacher: torch.Tensor) -> None:
     if student.shape != teacher.shape:
-        raise ValueError(f'student shape {tuple(student.shape)} and teacher '
-                         f'shape {tuple(teacher.shape)} differ')
+        raise ValueError(
+            f'student shape {tuple(student.shape)} and teacher shape {tuple(teacher.shape)} differ'
+        )
 
 
 def _pairs(student: Streams, teacher: Streams):
     if torch.is_tensor(student) != torch.is_tensor(teacher):
-        raise TypeError('student and teacher must both be tensors or both '
-                        'be sequences of tensors')
+        raise TypeError('student and teacher must both be tensors or both be sequences of tensors')
     if torch.is_tensor(student):
         return [(student, teacher)]
     if len(student) != len(teacher) or len(student) == 0:
-        raise ValueError(f'got {len(student)} student and {len(teacher)} '
-                         'teacher streams; they must match and be non-empty')
+        raise ValueError(
+            f'got {len(student)} student and {len(teacher)} '
+            'teacher streams; they must match and be non-empty'
+        )
     return list(zip(student, teacher))
 
 
@@ -130,8 +142,8 @@ class KLDivergenceLoss(nn.Module):
 
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
-            self.divergence(s, t.detach(), self.temperature)
-            for s, t in _pairs(student, teacher))
+            self.divergence(s, t.detach(), self.temperature) for s, t in _pairs(student, teacher)
+        )
 
 
 class StandardizedFeatureLoss(nn.Module):
@@ -145,14 +157,10 @@ class StandardizedFeatureLoss(nn.Module):
         loss_weight (float): Defaults to 1.
     """
 
-    def __init__(self,
-                 criterion: str = 'smooth_l1',
-                 beta: float = 1.0,
-                 loss_weight: float = 1.0):
+    def __init__(self, criterion: str = 'smooth_l1', beta: float = 1.0, loss_weight: float = 1.0):
         super().__init__()
         if criterion not in ('smooth_l1', 'l1'):
-            raise ValueError(
-                f"criterion must be 'smooth_l1' or 'l1', got {criterion!r}")
+            raise ValueError(f"criterion must be 'smooth_l1' or 'l1', got {criterion!r}")
         self.criterion = criterion
         self.beta = beta
         self.loss_weight = loss_weight
@@ -160,7 +168,8 @@ class StandardizedFeatureLoss(nn.Module):
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
             standardized_feature_distance(s, t, self.criterion, self.beta)
-            for s, t in _pairs(student, teacher))
+            for s, t in _pairs(student, teacher)
+        )
 
 
 class TokenMatchingLoss(nn.Module):
@@ -181,8 +190,7 @@ class TokenMatchingLoss(nn.Module):
         return self.loss_weight * torch.sqrt(total)
 
 
-def hard_distillation(student_logits: torch.Tensor,
-                      teacher_logits: torch.Tensor) -> torch.Tensor:
+def hard_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """DeiT's hard-label distillation: the cross-entropy of the student
     against the teacher's top-1 class, averaged over the samples.
 
@@ -197,10 +205,9 @@ def hard_distillation(student_logits: torch.Tensor,
     return F.cross_entropy(student_logits.reshape(-1, k), targets)
 
 
-def teacher_layer_norm_distance(student: torch.Tensor,
-                                teacher: torch.Tensor,
-                                beta: float = 1.0,
-                                eps: float = 1e-5) -> torch.Tensor:
+def teacher_layer_norm_distance(
+    student: torch.Tensor, teacher: torch.Tensor, beta: float = 1.0, eps: float = 1e-5
+) -> torch.Tensor:
     """Smooth-L1 (mean) between the student feature and the teacher feature
     layer-normalised over its channels without affine parameters (VkD's
     feature loss); the student feature is used as it is.
@@ -211,8 +218,7 @@ def teacher_layer_norm_distance(student: torch.Tensor,
     """
     _check_same_shape(student, teacher)
     t = _as_rows(teacher)
-    return F.smooth_l1_loss(
-        _as_rows(student), F.layer_norm(t, t.shape[-1:], eps=eps), beta=beta)
+    return F.smooth_l1_loss(_as_rows(student), F.layer_norm(t, t.shape[-1:], eps=eps), beta=beta)
 
 
 class HardDistillationLoss(nn.Module):
@@ -229,8 +235,7 @@ class HardDistillationLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
-        return self.loss_weight * sum(
-            hard_distillation(s, t) for s, t in _pairs(student, teacher))
+        return self.loss_weight * sum(hard_distillation(s, t) for s, t in _pairs(student, teacher))
 
 
 class TeacherLayerNormFeatureLoss(nn.Module):
@@ -251,12 +256,13 @@ class TeacherLayerNormFeatureLoss(nn.Module):
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
             teacher_layer_norm_distance(s, t.detach(), self.beta)
-            for s, t in _pairs(student, teacher))
+            for s, t in _pairs(student, teacher)
+        )
 
 
-def sigmoid_kl_divergence(student_logits: torch.Tensor,
-                          teacher_logits: torch.Tensor,
-                          temperature: float = 1.0) -> torch.Tensor:
+def sigmoid_kl_divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Logit distillation for sigmoid (multi-label / focal-loss) heads: each
     class is a Bernoulli variable, ``T^2 sum_k KL(Ber(sigmoid(t_k / T)) ||
     Ber(sigmoid(s_k / T)))``, averaged over the samples.
@@ -272,8 +278,9 @@ def sigmoid_kl_divergence(student_logits: torch.Tensor,
     t = teacher_logits / temperature
     p_t = torch.sigmoid(t)
     # KL of Bernoulli(p_t) from Bernoulli(p_s), with log-sigmoids for stability.
-    kl = (p_t * (F.logsigmoid(t) - F.logsigmoid(s)) +
-          (1 - p_t) * (F.logsigmoid(-t) - F.logsigmoid(-s)))
+    kl = p_t * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p_t) * (
+        F.logsigmoid(-t) - F.logsigmoid(-s)
+    )
     return kl.sum(-1).mean() * temperature**2
 
 

@@ -1,5 +1,6 @@
 """A side-effect-free second forward pass, for the same-batch re-evaluation
 of the amortized rule (Algorithm 1, line 10: "frozen model inference")."""
+
 from contextlib import contextmanager
 
 import torch
@@ -14,9 +15,12 @@ def _is_stochastic(module: nn.Module) -> bool:
     """Dropout and stochastic depth, whatever library defines them, and
     ``nn.MultiheadAttention``, which drops attention weights itself (no
     dropout submodule) while in training mode."""
-    return (isinstance(module, nn.modules.dropout._DropoutNd)
-            or 'DropPath' in type(module).__name__
-            or isinstance(module, nn.MultiheadAttention) and module.dropout > 0)
+    return (
+        isinstance(module, nn.modules.dropout._DropoutNd)
+        or 'DropPath' in type(module).__name__
+        or isinstance(module, nn.MultiheadAttention)
+        and module.dropout > 0
+    )
 
 
 @contextmanager
@@ -31,8 +35,10 @@ def reevaluation_mode(model: nn.Module):
     are computed once. Everything is restored on exit.
     """
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.training]
-    saved = [(m.momentum, None if m.num_batches_tracked is None else
-              m.num_batches_tracked.clone()) for m in norms]
+    saved = [
+        (m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+        for m in norms
+    ]
     stochastic = [m for m in model.modules() if _is_stochastic(m) and m.training]
     try:
         for m in norms:

@@ -1,5 +1,6 @@
 """Record intermediate outputs of a model by module path, with forward hooks,
 without editing the model's code."""
+
 import difflib
 from contextlib import contextmanager
 from typing import Dict, List, Mapping, Optional, Union
@@ -30,14 +31,16 @@ class TapSpec:
 
     KEYS = ('module', 'index', 'key', 'input', 'pool', 'skip_tokens', 'call')
 
-    def __init__(self,
-                 module: str,
-                 index: Optional[int] = None,
-                 key: Optional[str] = None,
-                 input: bool = False,
-                 pool: Optional[str] = None,
-                 skip_tokens: int = 0,
-                 call: int = -1):
+    def __init__(
+        self,
+        module: str,
+        index: Optional[int] = None,
+        key: Optional[str] = None,
+        input: bool = False,
+        pool: Optional[str] = None,
+        skip_tokens: int = 0,
+        call: int = -1,
+    ):
         if pool not in (None, 'mean'):
             raise ValueError(f"tap pool must be None or 'mean', got {pool!r}")
         if not isinstance(call, int):
@@ -57,8 +60,10 @@ class TapSpec:
         if isinstance(spec, Mapping):
             unknown = set(spec) - set(cls.KEYS)
             if unknown or 'module' not in spec:
-                raise ValueError(f'a tap is a module path or a dict with keys '
-                                 f'{cls.KEYS} (module required), got {dict(spec)}')
+                raise ValueError(
+                    f'a tap is a module path or a dict with keys '
+                    f'{cls.KEYS} (module required), got {dict(spec)}'
+                )
             return cls(**spec)
         raise TypeError(f'a tap must be a str or dict, got {type(spec).__name__}')
 
@@ -72,9 +77,11 @@ class TapSpec:
             if value.dim() == 4:
                 return value.mean(dim=(2, 3))
             if value.dim() != 3:
-                raise ValueError(f'pool=mean needs (B, N, C) tokens or (B, C, H, W) '
-                                 f'maps, got shape {tuple(value.shape)} at {self.module!r}')
-            return value[:, self.skip_tokens:].mean(dim=1)
+                raise ValueError(
+                    f'pool=mean needs (B, N, C) tokens or (B, C, H, W) '
+                    f'maps, got shape {tuple(value.shape)} at {self.module!r}'
+                )
+            return value[:, self.skip_tokens :].mean(dim=1)
         return value
 
 
@@ -126,7 +133,8 @@ class FeatureTaps:
         def record(module, args, output):
             if self._recording:
                 self._calls.setdefault(name, []).append(
-                    spec.select(args[0] if spec.input else output))
+                    spec.select(args[0] if spec.input else output)
+                )
 
         return record
 
@@ -148,8 +156,10 @@ class FeatureTaps:
         for name, spec in self.specs.items():
             seen = calls.get(name, [])
             if not -len(seen) <= spec.call < len(seen):
-                problems.append(f'{name!r} (module {spec.module!r} ran {len(seen)} '
-                                f'time(s), the tap reads call {spec.call})')
+                problems.append(
+                    f'{name!r} (module {spec.module!r} ran {len(seen)} '
+                    f'time(s), the tap reads call {spec.call})'
+                )
                 continue
             records[name] = seen[spec.call]
         if problems:

@@ -26,6 +26,7 @@ Labels:
   in an image is labelled and at least 30% visible. An occluding shape's
   colour differs from those of the shapes it covers.
 """
+
 import json
 import os
 import os.path as osp
@@ -34,8 +35,7 @@ from typing import List, Tuple, Union
 import cv2
 import numpy as np
 
-from .synthetic_shapes import (SHAPE_CLASSES, contrasting_color, draw_shape,
-                               noisy_background)
+from .synthetic_shapes import SHAPE_CLASSES, contrasting_color, draw_shape, noisy_background
 
 #: The largest fraction of a shape's pixels that later shapes may cover.
 MAX_OCCLUDED_FRACTION = 0.7
@@ -75,17 +75,19 @@ def _draw_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
         length = int(rng.integers(4, max(5, short // 6)))
         if rng.random() < 0.5:
             axes = (length, max(1, int(length * rng.uniform(0.15, 0.4))))
-            cv2.ellipse(img, center, axes, float(rng.uniform(0, 180)), 0, 360,
-                        color, -1)
+            cv2.ellipse(img, center, axes, float(rng.uniform(0, 180)), 0, 360, color, -1)
         else:
             angle = rng.uniform(0, np.pi)
-            end = (int(center[0] + 2 * length * np.cos(angle)),
-                   int(center[1] + 2 * length * np.sin(angle)))
+            end = (
+                int(center[0] + 2 * length * np.cos(angle)),
+                int(center[1] + 2 * length * np.sin(angle)),
+            )
             cv2.line(img, center, end, color, int(rng.integers(1, 3)))
 
 
-def _shape_mask(shape: str, center: Tuple[int, int], radius: int,
-                height: int, width: int) -> np.ndarray:
+def _shape_mask(
+    shape: str, center: Tuple[int, int], radius: int, height: int, width: int
+) -> np.ndarray:
     """The (height, width) bool mask of ``shape`` as :func:`draw_shape`
     rasterises it."""
     mask = np.zeros((height, width), np.uint8)
@@ -93,21 +95,22 @@ def _shape_mask(shape: str, center: Tuple[int, int], radius: int,
     return mask.astype(bool)
 
 
-def _distinct_color(rng: np.random.Generator, img: np.ndarray,
-                    covered_colors: List[np.ndarray]) -> np.ndarray:
+def _distinct_color(
+    rng: np.random.Generator, img: np.ndarray, covered_colors: List[np.ndarray]
+) -> np.ndarray:
     """A colour contrasting with the background of ``img`` and, where it can
     be found in :data:`PLACEMENT_TRIES` draws, at least
     :data:`MIN_COLOR_GAP` from each of ``covered_colors`` in some channel."""
     for _ in range(PLACEMENT_TRIES):
         color = contrasting_color(rng, img)
-        if all(np.abs(color - other).max() >= MIN_COLOR_GAP
-               for other in covered_colors):
+        if all(np.abs(color - other).max() >= MIN_COLOR_GAP for other in covered_colors):
             break
     return color
 
 
-def shape_detection_image(rng: np.random.Generator, height: int, width: int,
-                          max_objects: int) -> Tuple[np.ndarray, List[dict]]:
+def shape_detection_image(
+    rng: np.random.Generator, height: int, width: int, max_objects: int
+) -> Tuple[np.ndarray, List[dict]]:
     """One detection image and its objects.
 
     Args:
@@ -123,31 +126,27 @@ def shape_detection_image(rng: np.random.Generator, height: int, width: int,
     """
     img = noisy_background(rng, height, width)
     _draw_clutter(rng, img)
-    num_objects = (0 if rng.random() < EMPTY_IMAGE_PROB else
-                   int(rng.integers(1, max_objects + 1)))
+    num_objects = 0 if rng.random() < EMPTY_IMAGE_PROB else int(rng.integers(1, max_objects + 1))
     max_radius = min(height, width) // 3
     owner = np.full((height, width), -1, np.int64)  # the shape on top, or -1
     objects, colors, visible = [], [], []
     for _ in range(num_objects):
         label = int(rng.integers(len(SHAPE_CLASSES)))
         for _ in range(PLACEMENT_TRIES):
-            radius = int(round(np.exp(
-                rng.uniform(np.log(MIN_RADIUS), np.log(max_radius)))))
-            center = (int(rng.integers(radius, width - radius)),
-                      int(rng.integers(radius, height - radius)))
-            mask = _shape_mask(SHAPE_CLASSES[label], center, radius, height,
-                               width)
-            covered = np.bincount(
-                owner[mask] + 1, minlength=len(objects) + 1)[1:]
+            radius = int(round(np.exp(rng.uniform(np.log(MIN_RADIUS), np.log(max_radius)))))
+            center = (
+                int(rng.integers(radius, width - radius)),
+                int(rng.integers(radius, height - radius)),
+            )
+            mask = _shape_mask(SHAPE_CLASSES[label], center, radius, height, width)
+            covered = np.bincount(owner[mask] + 1, minlength=len(objects) + 1)[1:]
             still_visible = np.asarray(visible, np.int64) - covered
-            min_visible = [(1 - MAX_OCCLUDED_FRACTION) * obj['area']
-                           for obj in objects]
+            min_visible = [(1 - MAX_OCCLUDED_FRACTION) * obj['area'] for obj in objects]
             if np.all(still_visible >= min_visible):
                 break
         else:  # every placement hid too much of an earlier shape
             continue
-        color = _distinct_color(
-            rng, img, [colors[i] for i in np.flatnonzero(covered)])
+        color = _distinct_color(rng, img, [colors[i] for i in np.flatnonzero(covered)])
         img[mask] = color
         owner[mask] = len(objects)
         area = int(mask.sum())
@@ -158,13 +157,14 @@ def shape_detection_image(rng: np.random.Generator, height: int, width: int,
     return img, objects
 
 
-def make_shape_detection(root: str,
-                         num_train: int = 512,
-                         num_val: int = 128,
-                         image_size: Tuple[SideRange, SideRange] = (
-                             (160, 224), (160, 224)),
-                         max_objects: int = 4,
-                         seed: int = 0) -> str:
+def make_shape_detection(
+    root: str,
+    num_train: int = 512,
+    num_val: int = 128,
+    image_size: Tuple[SideRange, SideRange] = ((160, 224), (160, 224)),
+    max_objects: int = 4,
+    seed: int = 0,
+) -> str:
     """Write the COCO-format detection set under ``root`` unless it is
     complete.
 
@@ -197,8 +197,7 @@ def make_shape_detection(root: str,
     if seed < 0:
         raise ValueError(f'seed must be >= 0, got {seed}')
     if len(image_size) != 2:
-        raise ValueError(
-            f'image_size must be (height, width), got {image_size}')
+        raise ValueError(f'image_size must be (height, width), got {image_size}')
     height_range = _side_range(image_size[0], 'image_size height')
     width_range = _side_range(image_size[1], 'image_size width')
 
@@ -206,30 +205,32 @@ def make_shape_detection(root: str,
     if osp.exists(done):
         return root
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    categories = [dict(id=i + 1, name=name, supercategory='shape')
-                  for i, name in enumerate(SHAPE_CLASSES)]
-    for split_index, (split, count) in enumerate(
-            (('train', num_train), ('val', num_val))):
+    categories = [
+        dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(SHAPE_CLASSES)
+    ]
+    for split_index, (split, count) in enumerate((('train', num_train), ('val', num_val))):
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
         for index in range(count):
             rng = np.random.default_rng([seed, split_index, index])
             height = int(rng.integers(height_range[0], height_range[1] + 1))
             width = int(rng.integers(width_range[0], width_range[1] + 1))
-            img, objects = shape_detection_image(rng, height, width,
-                                                 max_objects)
+            img, objects = shape_detection_image(rng, height, width, max_objects)
             file_name = f'{index:06d}.png'
             cv2.imwrite(osp.join(root, split, file_name), img)
-            images.append(dict(id=index + 1, file_name=file_name,
-                               width=width, height=height))
+            images.append(dict(id=index + 1, file_name=file_name, width=width, height=height))
             for obj in objects:
-                annotations.append(dict(
-                    id=len(annotations) + 1, image_id=index + 1,
-                    category_id=obj['label'] + 1, bbox=obj['bbox'],
-                    area=obj['area'], iscrowd=0))
-        with open(osp.join(root, 'annotations', f'instances_{split}.json'),
-                  'w') as f:
-            json.dump(dict(images=images, annotations=annotations,
-                           categories=categories), f)
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=index + 1,
+                        category_id=obj['label'] + 1,
+                        bbox=obj['bbox'],
+                        area=obj['area'],
+                        iscrowd=0,
+                    )
+                )
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
     open(done, 'w').close()
     return root

@@ -5,6 +5,7 @@ the tests (no data set can be downloaded on our machines).
 set readable by mmpretrain's ``CustomDataset``: ``root/{train,val}/<class>/
 <index>.png``.
 """
+
 import os
 import os.path as osp
 
@@ -34,8 +35,7 @@ def draw_shape(canvas: np.ndarray, shape: str, center, radius: int, color) -> No
         raise ValueError(f'unknown shape {shape!r}; known: {SHAPE_CLASSES}')
 
 
-def noisy_background(rng: np.random.Generator, height: int,
-                     width: int) -> np.ndarray:
+def noisy_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A dark or light noisy background, (height, width, 3) uint8."""
     level = rng.integers(20, 90) if rng.random() < 0.5 else rng.integers(165, 235)
     tint = rng.integers(-20, 21, size=3)
@@ -54,20 +54,22 @@ def shape_image(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
     """One image of ``shape`` on a noisy background with a small distractor
     blob, (size, size, 3) uint8."""
     img = noisy_background(rng, size, size)
-    cv2.circle(img, tuple(int(v) for v in rng.integers(0, size, 2)),
-               int(rng.integers(1, max(2, size // 10))),
-               tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
+    cv2.circle(
+        img,
+        tuple(int(v) for v in rng.integers(0, size, 2)),
+        int(rng.integers(1, max(2, size // 10))),
+        tuple(int(c) for c in rng.integers(0, 256, 3)),
+        -1,
+    )
     radius = rng.integers(size // 5, size * 2 // 5)
     center = rng.integers(radius, size - radius + 1, 2)
     draw_shape(img, shape, center, radius, contrasting_color(rng, img))
     return img
 
 
-def make_shape_classification(root: str,
-                              num_train: int = 1000,
-                              num_val: int = 200,
-                              size: int = 32,
-                              seed: int = 0) -> str:
+def make_shape_classification(
+    root: str, num_train: int = 1000, num_val: int = 200, size: int = 32, seed: int = 0
+) -> str:
     """Write the classification set under ``root`` unless it is complete.
 
     Returns:

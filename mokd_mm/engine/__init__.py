@@ -8,5 +8,9 @@ from .optim_wrapper_constructor import MoKDOptimWrapperConstructor
 for _rule in RULES:
     BALANCERS.register_module(module=_rule)
 
-__all__ = ['MoKDOptimWrapper', 'MoKDOptimWrapperConstructor', 'NonFiniteUpdateError',
-           'SafeCheckpointHook']
+__all__ = [
+    'MoKDOptimWrapper',
+    'MoKDOptimWrapperConstructor',
+    'NonFiniteUpdateError',
+    'SafeCheckpointHook',
+]

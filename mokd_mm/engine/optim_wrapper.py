@@ -1,5 +1,6 @@
 """MMEngine adapter of the loss balancers: an OptimWrapper whose
 ``update_params`` takes one scalar loss per objective."""
+
 import logging
 import math
 from contextlib import contextmanager
@@ -71,14 +72,16 @@ class MoKDOptimWrapper(OptimWrapper):
         **kwargs: ``accumulative_counts`` and ``clip_grad``.
     """
 
-    def __init__(self,
-                 optimizer,
-                 balancer=None,
-                 objectives=('distill', 'task'),
-                 diagnostics_interval: int = 50,
-                 dtype: Optional[str] = None,
-                 loss_scale='dynamic',
-                 **kwargs):
+    def __init__(
+        self,
+        optimizer,
+        balancer=None,
+        objectives=('distill', 'task'),
+        diagnostics_interval: int = 50,
+        dtype: Optional[str] = None,
+        loss_scale='dynamic',
+        **kwargs,
+    ):
         super().__init__(optimizer, **kwargs)
         self.objectives = list(objectives)
         if len(self.objectives) < 2 or len(set(self.objectives)) != len(self.objectives):
@@ -90,8 +93,9 @@ class MoKDOptimWrapper(OptimWrapper):
             cfg.update(num_objectives=len(self.objectives), names=self.objectives)
             self.balancer = BALANCERS.build(cfg)
         if self.balancer.names != self.objectives:
-            raise ValueError(f'the balancer weighs {self.balancer.names}, the wrapper '
-                             f'{self.objectives}')
+            raise ValueError(
+                f'the balancer weighs {self.balancer.names}, the wrapper {self.objectives}'
+            )
         self.diagnostics_interval = diagnostics_interval
         # id(parameter) -> name, for error messages (set by the constructor).
         self.param_names: Dict[int, str] = {}
@@ -110,8 +114,12 @@ class MoKDOptimWrapper(OptimWrapper):
                 self.loss_scaler = torch.amp.GradScaler(self.device_type)
             else:
                 self.loss_scaler = torch.amp.GradScaler(
-                    self.device_type, init_scale=float(loss_scale), growth_factor=1.0,
-                    backoff_factor=1.0, growth_interval=2**31 - 1)
+                    self.device_type,
+                    init_scale=float(loss_scale),
+                    growth_factor=1.0,
+                    backoff_factor=1.0,
+                    growth_interval=2**31 - 1,
+                )
 
     def _share_balancer_state(self) -> None:
         """Start every process from rank 0's balancer state (e.g. the seed
@@ -135,13 +143,15 @@ class MoKDOptimWrapper(OptimWrapper):
                     yield
 
     # -------------------------------------------------------------- update
-    def update_params(self,
-                      objectives: Dict[str, torch.Tensor],
-                      reevaluate: Optional[Callable[[], Dict[str, torch.Tensor]]] = None,
-                      step_kwargs: Optional[Dict] = None,
-                      zero_kwargs: Optional[Dict] = None,
-                      losses: Optional[Dict[str, torch.Tensor]] = None,
-                      explain: Optional[Callable[[], str]] = None) -> Dict[str, float]:
+    def update_params(
+        self,
+        objectives: Dict[str, torch.Tensor],
+        reevaluate: Optional[Callable[[], Dict[str, torch.Tensor]]] = None,
+        step_kwargs: Optional[Dict] = None,
+        zero_kwargs: Optional[Dict] = None,
+        losses: Optional[Dict[str, torch.Tensor]] = None,
+        explain: Optional[Callable[[], str]] = None,
+    ) -> Dict[str, float]:
         """Balanced backward, and a step when accumulation says so.
 
         Args:
@@ -162,9 +172,11 @@ class MoKDOptimWrapper(OptimWrapper):
         """
         stacked = self._stack(objectives)
         if self.balancer.needs_reevaluation and reevaluate is None:
-            raise ValueError(f'{type(self.balancer).__name__} needs update_params(..., '
-                             'reevaluate=callable) to re-evaluate the objectives after the '
-                             'step')
+            raise ValueError(
+                f'{type(self.balancer).__name__} needs update_params(..., '
+                'reevaluate=callable) to re-evaluate the objectives after the '
+                'step'
+            )
         world = _global_mean(stacked.detach())
         self._check_objectives(world, losses)
         if self._diagnostics_due():
@@ -174,8 +186,9 @@ class MoKDOptimWrapper(OptimWrapper):
         if self.loss_scaler is not None:
             # scale() also initialises the scaler's state on this device.
             scale *= float(self.loss_scaler.scale(torch.ones((), device=stacked.device)))
-        self.balancer.backward(stacked, self._params(), reduce=_global_mean,
-                               scale=None if scale == 1.0 else scale)
+        self.balancer.backward(
+            stacked, self._params(), reduce=_global_mean, scale=None if scale == 1.0 else scale
+        )
         self._inner_count += 1
         if self.should_update():
             stepped = self.step(explain=explain, **(step_kwargs or {}))
@@ -195,12 +208,15 @@ class MoKDOptimWrapper(OptimWrapper):
                 'MoKDOptimWrapper.update_params takes a dict {objective: loss}, got '
                 f'{type(objectives).__name__}. Under distributed training set '
                 "model_wrapper_cfg=dict(type='MoKDDistributedDataParallel') so that the "
-                "model's own train_step runs.")
+                "model's own train_step runs."
+            )
         unknown = sorted(set(objectives) - set(self.objectives))
         missing = [n for n in self.objectives if n not in objectives]
         if unknown or missing:
-            raise KeyError(f'objectives {unknown} are not configured and {missing} are '
-                           f'missing; MoKDOptimWrapper.objectives = {self.objectives}')
+            raise KeyError(
+                f'objectives {unknown} are not configured and {missing} are '
+                f'missing; MoKDOptimWrapper.objectives = {self.objectives}'
+            )
         for name in self.objectives:
             loss = objectives[name]
             if not torch.is_tensor(loss) or loss.numel() != 1:
@@ -223,7 +239,8 @@ class MoKDOptimWrapper(OptimWrapper):
         raise NonFiniteObjectiveError(
             f'non-finite objective(s) {which}{culprits}{" " + when if when else ""}. '
             'Training stops before the step instead of continuing with NaN; lower the '
-            'learning rate, enable gradient clipping or check the inputs of these losses.')
+            'learning rate, enable gradient clipping or check the inputs of these losses.'
+        )
 
     # ---------------------------------------------------------------- step
     def step(self, explain: Optional[Callable[[], str]] = None, **kwargs) -> bool:
@@ -254,19 +271,22 @@ class MoKDOptimWrapper(OptimWrapper):
         grads = [p.grad for p in self._params() if p.grad is not None]
         if not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all()):
             return
-        named = [n for n, p in self._named_params() if p.grad is not None
-                 and not bool(p.grad.isfinite().all())]
+        named = [
+            n
+            for n, p in self._named_params()
+            if p.grad is not None and not bool(p.grad.isfinite().all())
+        ]
         cause = ''
         if explain is not None:
             cause = f' Non-finite gradients come from: {explain()}.'
         raise NonFiniteUpdateError(
             f'the update of this step is not finite although the objectives are '
             f'(parameters {named[:5]}{" ..." if len(named) > 5 else ""}).{cause} The step '
-            'is not taken, so no checkpoint holds non-finite weights.')
+            'is not taken, so no checkpoint holds non-finite weights.'
+        )
 
     def backward(self, loss, **kwargs) -> None:
-        raise RuntimeError('MoKDOptimWrapper back-propagates inside '
-                           'update_params(objectives)')
+        raise RuntimeError('MoKDOptimWrapper back-propagates inside update_params(objectives)')
 
     # --------------------------------------------------------- diagnostics
     def _diagnostics_due(self) -> bool:
@@ -277,25 +297,33 @@ class MoKDOptimWrapper(OptimWrapper):
         """Conflict and dominance of the raw gradients of the first two
         objectives (Figure 3), written at this iteration only."""
         scale = self.loss_scaler.get_scale() if self.loss_scaler is not None else 1.0
-        grads = torch.stack(objective_gradients(
-            [losses[0] * scale, losses[1] * scale], self._params(), retain_graph=True))
+        grads = torch.stack(
+            objective_gradients(
+                [losses[0] * scale, losses[1] * scale], self._params(), retain_graph=True
+            )
+        )
         grads = _global_mean(grads) / scale
         stats = gradient_diagnostics(gram_matrix(list(grads)))
         stats = {f'mokd/{k}': v for k, v in stats.items() if math.isfinite(v)}
         step = self.message_hub.get_info('iter', self._inner_count - 1) + 1
         if _has_visualizer():
             Visualizer.get_current_instance().add_scalars(stats, step=step)
-        print_log(f'Iter(train) [{step}] ' + '  '.join(f'{k}: {v:.4g}' for k, v in stats.items()),
-                  logger='current', level=logging.INFO)
+        print_log(
+            f'Iter(train) [{step}] ' + '  '.join(f'{k}: {v:.4g}' for k, v in stats.items()),
+            logger='current',
+            level=logging.INFO,
+        )
 
     # --------------------------------------------------------------- state
     def _params(self) -> List[torch.Tensor]:
-        return [p for group in self.optimizer.param_groups for p in group['params']
-                if p.requires_grad]
+        return [
+            p for group in self.optimizer.param_groups for p in group['params'] if p.requires_grad
+        ]
 
     def _named_params(self):
-        return [(self.param_names.get(id(p), f'param[{i}]'), p)
-                for i, p in enumerate(self._params())]
+        return [
+            (self.param_names.get(id(p), f'param[{i}]'), p) for i, p in enumerate(self._params())
+        ]
 
     @property
     def weights(self) -> Dict[str, float]:
@@ -312,7 +340,8 @@ class MoKDOptimWrapper(OptimWrapper):
             objectives=list(self.objectives),
             balancer=type(self.balancer).__name__,
             balancer_state=self.balancer.state_dict(),
-            loss_scaler=self.loss_scaler.state_dict() if self.loss_scaler else None)
+            loss_scaler=self.loss_scaler.state_dict() if self.loss_scaler else None,
+        )
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -324,9 +353,10 @@ class MoKDOptimWrapper(OptimWrapper):
         rule = type(self.balancer).__name__
         if mokd['objectives'] != self.objectives or mokd['balancer'] != rule:
             raise ValueError(
-                f"the checkpoint was saved with balancer {mokd['balancer']} and objectives "
-                f"{mokd['objectives']}; this run has balancer {rule} and objectives "
-                f'{self.objectives}')
+                f'the checkpoint was saved with balancer {mokd["balancer"]} and objectives '
+                f'{mokd["objectives"]}; this run has balancer {rule} and objectives '
+                f'{self.objectives}'
+            )
         self.balancer.load_state_dict(mokd['balancer_state'])
         if self.loss_scaler is not None and mokd['loss_scaler']:
             self.loss_scaler.load_state_dict(mokd['loss_scaler'])

@@ -1,4 +1,5 @@
 """Builds MoKDOptimWrapper with the objectives the model declares."""
+
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
@@ -26,9 +27,11 @@ class MoKDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if cfg.get('type') == 'AmpOptimWrapper':
             cfg['type'] = 'MoKDOptimWrapper'
             cfg.setdefault('dtype', 'float16')
-            print_log(f"--amp: MoKDOptimWrapper with dtype={cfg['dtype']!r} and loss_scale="
-                      f"{cfg.get('loss_scale', 'dynamic')!r} instead of AmpOptimWrapper",
-                      logger='current')
+            print_log(
+                f'--amp: MoKDOptimWrapper with dtype={cfg["dtype"]!r} and loss_scale='
+                f'{cfg.get("loss_scale", "dynamic")!r} instead of AmpOptimWrapper',
+                logger='current',
+            )
         declared = getattr(module, 'objectives', None)
         if declared is not None:
             declared = list(declared)
@@ -39,7 +42,8 @@ class MoKDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 raise ValueError(
                     f'optim_wrapper.objectives={list(configured)} but the model declares '
                     f'objectives {declared}; they must be the same, in the same order (or '
-                    'leave optim_wrapper.objectives unset)')
+                    'leave optim_wrapper.objectives unset)'
+                )
         wrapper = super().__call__(model)
         if hasattr(wrapper, 'param_names'):
             wrapper.param_names = {id(p): n for n, p in module.named_parameters()}

@@ -2,6 +2,7 @@
 paired differences with their confidence intervals, the variants and the
 table (the runs themselves are the demo's tools, tested in
 tests/test_tools/test_demo.py)."""
+
 import importlib.util
 import os.path as osp
 
@@ -14,15 +15,18 @@ from tests.conftest import REPO
 @pytest.fixture(scope='module')
 def demo_quality():
     spec = importlib.util.spec_from_file_location(
-        'demo_quality', osp.join(REPO, 'benchmarks/demo_quality.py'))
+        'demo_quality', osp.join(REPO, 'benchmarks/demo_quality.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def _runs(finals, seconds=0.5):
-    return [dict(seed=seed, curve=[(100, 0.0), (300, value)], seconds_per_iter=seconds)
-            for seed, value in enumerate(finals)]
+    return [
+        dict(seed=seed, curve=[(100, 0.0), (300, value)], seconds_per_iter=seconds)
+        for seed, value in enumerate(finals)
+    ]
 
 
 def test_paired_differences_to_the_best_fixed_weighting(demo_quality):
@@ -47,17 +51,25 @@ def test_paired_differences_to_the_best_fixed_weighting(demo_quality):
 def test_variants_select_each_balancer_on_the_distiller_config(demo_quality):
     task = demo_quality.TASKS['classification']
     variants = list(demo_quality.variants(task, [0.25, 4], ['MoKD exact', 'PCGrad']))
-    assert [v[0] for v in variants] == ['student alone', 'fixed a=0.25', 'fixed a=4',
-                                        'MoKD exact', 'PCGrad']
-    assert 'VkD' in [v[0] for v in demo_quality.variants(demo_quality.TASKS['detection'],
-                                                          [1], [])]
+    assert [v[0] for v in variants] == [
+        'student alone',
+        'fixed a=0.25',
+        'fixed a=4',
+        'MoKD exact',
+        'PCGrad',
+    ]
+    assert 'VkD' in [v[0] for v in demo_quality.variants(demo_quality.TASKS['detection'], [1], [])]
     # The options build the intended balancer from the distiller's config.
     for name, config, options in variants[1:]:
         cfg = Config.fromfile(osp.join(REPO, config))
         cfg.merge_from_dict(dict(option.split('=', 1) for option in options))
         balancer = cfg.optim_wrapper.balancer
-        expected = {'fixed a=0.25': 'FixedWeights', 'fixed a=4': 'FixedWeights',
-                    'MoKD exact': 'MoKDExact', 'PCGrad': 'PCGrad'}[name]
+        expected = {
+            'fixed a=0.25': 'FixedWeights',
+            'fixed a=4': 'FixedWeights',
+            'MoKD exact': 'MoKDExact',
+            'PCGrad': 'PCGrad',
+        }[name]
         assert balancer.type == expected
         if name == 'fixed a=4':
             assert float(balancer.weights.distill) == 4.0

@@ -1,5 +1,6 @@
 """Checkpoint writes: atomic, with the umask's permissions, and no
 temporaries left behind by an interrupted save."""
+
 import os
 import stat
 import subprocess
@@ -19,7 +20,6 @@ def test_a_failed_save_keeps_the_old_file(tmp_path):
     save_checkpoint_atomic(dict(a=torch.ones(2)), str(path))
 
     class Unpicklable:
-
         def __reduce__(self):
             raise RuntimeError('disk full')
 
@@ -54,8 +54,10 @@ def test_files_get_the_permissions_of_the_umask(tmp_path, umask):
 
 def test_temporaries_of_a_killed_save_are_removed_at_the_next_one(tmp_path):
     # A process that dies while its temporary exists (as a kill -9 mid-save).
-    code = (f'import os\nopen(os.path.join({str(tmp_path)!r}, '
-            f'"{TEMP_PREFIX}%d-abc" % os.getpid()), "wb").write(b"half")\n')
+    code = (
+        f'import os\nopen(os.path.join({str(tmp_path)!r}, '
+        f'"{TEMP_PREFIX}%d-abc" % os.getpid()), "wb").write(b"half")\n'
+    )
     subprocess.run([sys.executable, '-c', code], check=True)
     alive = tmp_path / f'{TEMP_PREFIX}{os.getpid()}-mine'  # a save under way here
     alive.write_bytes(b'writing')

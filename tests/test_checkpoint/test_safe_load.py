@@ -1,5 +1,6 @@
 """Weights-only loading admits what MMEngine stores and nothing else; every
 failure names the file."""
+
 import copy
 
 import numpy as np
@@ -18,10 +19,13 @@ def test_mmengine_state_loads_as_plain_objects(tmp_path):
         hub.update_scalar('train/loss', np.float64(value))
     hub.update_info('iter', 3)
     path = tmp_path / 'ckpt.pth'
-    torch.save(dict(message_hub=hub.state_dict(), meta=dict(seed=np.int64(3),
-                                                             lr=np.float32(0.1),
-                                                             table=np.arange(6).reshape(2, 3))),
-               path)
+    torch.save(
+        dict(
+            message_hub=hub.state_dict(),
+            meta=dict(seed=np.int64(3), lr=np.float32(0.1), table=np.arange(6).reshape(2, 3)),
+        ),
+        path,
+    )
     loaded = load_checkpoint(path)
     buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert type(buffer) is HistoryBuffer and type(buffer._log_history) is np.ndarray
@@ -31,16 +35,20 @@ def test_mmengine_state_loads_as_plain_objects(tmp_path):
     copy.deepcopy(loaded)  # MessageHub's resume deep-copies
     # A loaded array pickles as a plain ndarray again (resumed runs save it).
     torch.save(loaded, tmp_path / 'again.pth')
-    assert np.array_equal(load_checkpoint(tmp_path / 'again.pth')['meta']['table'],
-                          np.arange(6).reshape(2, 3))
+    assert np.array_equal(
+        load_checkpoint(tmp_path / 'again.pth')['meta']['table'], np.arange(6).reshape(2, 3)
+    )
 
 
 @pytest.mark.parametrize('name', sorted(crafted.CRAFTED))
 def test_crafted_files_are_refused_with_the_file_named(tmp_path, name):
     marker = tmp_path / 'executed'
     path = crafted.write(tmp_path / 'crafted.pth', name, marker)
-    with pytest.raises(CheckpointLoadError, match=r"checkpoint '.*crafted.pth' cannot be "
-                       'loaded safely'):
+    with pytest.raises(
+        CheckpointLoadError,
+        match=r"checkpoint '.*crafted.pth' cannot be "
+        'loaded safely',
+    ):
         load_checkpoint(path)
     # MMEngine's loader of local paths (resume, load_from, teacher_ckpt) is ours.
     with pytest.raises(CheckpointLoadError, match='crafted.pth'):
@@ -69,6 +77,6 @@ def test_missing_empty_and_truncated_files_are_named(tmp_path):
         load_checkpoint(tmp_path / 'empty.pth')
     torch.save(dict(w=torch.ones(100)), tmp_path / 'full.pth')
     data = (tmp_path / 'full.pth').read_bytes()
-    (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])
+    (tmp_path / 'cut.pth').write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointLoadError, match="'.*cut.pth' cannot be loaded safely"):
         load_checkpoint(tmp_path / 'cut.pth')

@@ -1,6 +1,7 @@
 """Every classification distillation config of configs/mokd (DeiT <-
 RegNetY-160 on ImageNet, the CIFAR-100 pairs) and the DeiT student-only
 configs build, with the sizes, taps and recipe they claim."""
+
 import functools
 import glob
 import os.path as osp
@@ -68,13 +69,11 @@ def test_deit_distillation_config_builds(path):
     small = 'deit-small' in osp.basename(path)
     channels = 384 if small else 192
     # DeiT-Ti / -S with a distillation token and its classifier.
-    assert millions(model.student) == pytest.approx(22.4 if small else 5.9,
-                                                    rel=0.02)
+    assert millions(model.student) == pytest.approx(22.4 if small else 5.9, rel=0.02)
     assert millions(model.teacher) == pytest.approx(83.6, rel=0.01)
     assert model.student.backbone.embed_dims == channels
     assert model.student.head.layers.head_dist.in_features == channels
-    assert model.taps['student'].specs['dist_logits'].module == \
-        'head.layers.head_dist'
+    assert model.taps['student'].specs['dist_logits'].module == 'head.layers.head_dist'
     assert model.taps['teacher'].modules['logits'].out_features == 1000
     if 'feat' in model.taps['student'].specs:
         # The student feature averages the final patch tokens: ln1 returns
@@ -87,12 +86,10 @@ def test_deit_distillation_config_builds(path):
         # The teacher feature is the 3024-d pooled input of RegNetY's fc.
         assert model.taps['teacher'].modules['feat'].in_features == 3024
         connector = model.distill_losses.loss_feat.connectors[0]
-        assert (connector.student_dim, connector.teacher_dim) == (channels,
-                                                                  3024)
+        assert (connector.student_dim, connector.teacher_dim) == (channels, 3024)
     method = osp.basename(path).split('_')[0]
     expected = {
-        'mokd': ('MoKDAmortized', {'loss_kl', 'loss_feat'},
-                 'IndefiniteSubspaceConnector'),
+        'mokd': ('MoKDAmortized', {'loss_kl', 'loss_feat'}, 'IndefiniteSubspaceConnector'),
         'deit-kd': ('FixedWeights', {'loss_hard'}, None),
         'vkd': ('FixedWeights', {'loss_kl', 'loss_feat'}, 'OrthogonalProjector'),
     }[method]
@@ -114,8 +111,7 @@ def test_deit_recipe_decays_only_weight_matrices():
     """AdamW with weight decay 0.05 on weight matrices (and the MoKD
     connector's projections), none on norms, biases, 1-D parameters,
     tokens and the position embedding; lr 1e-3 for 1024 images."""
-    path = osp.join(REPO,
-                    'configs/mokd/deit/vkd_regnety160_deit-tiny_4xb256-300e_in1k.py')
+    path = osp.join(REPO, 'configs/mokd/deit/vkd_regnety160_deit-tiny_4xb256-300e_in1k.py')
     cfg, model = build_deit_distiller(path)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay = {}
@@ -124,17 +120,22 @@ def test_deit_recipe_decays_only_weight_matrices():
         for p in group['params']:
             decay[names[id(p)]] = group['weight_decay']
         assert group['lr'] == pytest.approx(1e-3)
-    for name in ('student.backbone.cls_token', 'student.backbone.dist_token',
-                 'student.backbone.pos_embed', 'student.backbone.ln1.weight',
-                 'student.backbone.layers.0.attn.qkv.bias',
-                 'student.head.layers.head_dist.bias'):
+    for name in (
+        'student.backbone.cls_token',
+        'student.backbone.dist_token',
+        'student.backbone.pos_embed',
+        'student.backbone.ln1.weight',
+        'student.backbone.layers.0.attn.qkv.bias',
+        'student.head.layers.head_dist.bias',
+    ):
         assert decay[name] == 0, name
-    for name in ('student.backbone.layers.0.attn.qkv.weight',
-                 'student.head.layers.head.weight',
-                 'student.backbone.patch_embed.projection.weight'):
+    for name in (
+        'student.backbone.layers.0.attn.qkv.weight',
+        'student.head.layers.head.weight',
+        'student.backbone.patch_embed.projection.weight',
+    ):
         assert decay[name] == pytest.approx(0.05), name
-    assert any(n.startswith('distill_losses.loss_feat') and d > 0
-               for n, d in decay.items())
+    assert any(n.startswith('distill_losses.loss_feat') and d > 0 for n, d in decay.items())
 
 
 def test_deit_schedule_warms_up_from_1e6_and_ends_at_5e6():
@@ -146,13 +147,12 @@ def test_deit_schedule_warms_up_from_1e6_and_ends_at_5e6():
     assert cosine.eta_min == 5e-6
     assert warmup.convert_to_iter_based and cosine.convert_to_iter_based
     assert cfg.train_cfg.max_epochs == 300
-    assert cfg.auto_scale_lr.base_batch_size == 4 * 256 == \
-        4 * cfg.train_dataloader.batch_size
+    assert cfg.auto_scale_lr.base_batch_size == 4 * 256 == 4 * cfg.train_dataloader.batch_size
     from mokd_mm.models.distillers import load_model_config
+
     student = load_model_config(cfg.model.student, 'student')
     augments = student['train_cfg']['augments']
-    assert [(a['type'], a['alpha']) for a in augments] == [('Mixup', 0.8),
-                                                           ('CutMix', 1.0)]
+    assert [(a['type'], a['alpha']) for a in augments] == [('Mixup', 0.8), ('CutMix', 1.0)]
     assert student['head']['loss']['label_smooth_val'] == 0.1
     assert student['head']['type'] == 'DeiTDistillationHead'
     assert student['backbone']['type'] == 'DistilledVisionTransformer'
@@ -175,12 +175,13 @@ def test_cifar100_config_builds_and_follows_its_student(path):
     method, teacher_name, student_name = osp.basename(path).split('_')[:3]
     pair = f'{student_name}_{teacher_name}'
     # Paths relative to the config file ({{fileDirname}}), not to the cwd.
-    assert osp.samefile(cfg.model.student,
-                        osp.join(REPO, f'configs/cifar100/{student_name}_cifar100.py'))
-    assert osp.samefile(cfg.model.teacher,
-                        osp.join(REPO, f'configs/cifar100/{teacher_name}_cifar100.py'))
-    assert cfg.model.teacher_ckpt == \
-        f'work_dirs/{teacher_name}_cifar100/epoch_240.pth'
+    assert osp.samefile(
+        cfg.model.student, osp.join(REPO, f'configs/cifar100/{student_name}_cifar100.py')
+    )
+    assert osp.samefile(
+        cfg.model.teacher, osp.join(REPO, f'configs/cifar100/{teacher_name}_cifar100.py')
+    )
+    assert cfg.model.teacher_ckpt == f'work_dirs/{teacher_name}_cifar100/epoch_240.pth'
     # The student's own recipe: its lr (0.01 for MobileNet / ShuffleNet).
     student_cfg = Config.fromfile(osp.join(REPO, cfg.model.student))
     assert cfg.optim_wrapper.optimizer == student_cfg.optim_wrapper.optimizer
@@ -202,23 +203,24 @@ def test_cifar100_config_builds_and_follows_its_student(path):
     else:
         assert set(model.distill_losses) == {'loss_kl'}
         assert cfg.optim_wrapper.balancer.to_dict() == dict(
-            type='FixedWeights', weights=dict(distill=0.9, task=0.1))
+            type='FixedWeights', weights=dict(distill=0.9, task=0.1)
+        )
 
 
 def test_cifar100_mokd_losses_on_a_batch():
     """The pooled-feature taps and the connector fit a real forward."""
-    path = osp.join(REPO,
-                    'configs/mokd/cifar100/mokd_resnet32x4_shufflenetv1_1xb64-240e_cifar100.py')
+    path = osp.join(
+        REPO, 'configs/mokd/cifar100/mokd_resnet32x4_shufflenetv1_1xb64-240e_cifar100.py'
+    )
     cfg = Config.fromfile(path)
     cfg.model.teacher_ckpt = None
     cfg.model.data_preprocessor = cfg.data_preprocessor
     model = build(cfg)
     data = dict(
-        inputs=[torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
-                for _ in range(4)],
-        data_samples=[DataSample().set_gt_label(i) for i in range(4)])
+        inputs=[torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8) for _ in range(4)],
+        data_samples=[DataSample().set_gt_label(i) for i in range(4)],
+    )
     data = model.data_preprocessor(data, True)
     losses = model(data['inputs'], data['data_samples'], mode='loss')
-    assert set(losses) == {'student.loss', 'distill.loss_kl',
-                           'distill.loss_feat'}
+    assert set(losses) == {'student.loss', 'distill.loss_kl', 'distill.loss_feat'}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())

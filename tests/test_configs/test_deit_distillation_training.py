@@ -2,6 +2,7 @@
 embed 48, depth 2, 32 px images and 8 px patches, and timm's regnety_002
 as the teacher, loaded from a timm-format file the way the real config
 loads RegNetY-160. Data: the generated shape set (4 classes)."""
+
 import math
 import os.path as osp
 import sys
@@ -25,8 +26,7 @@ STUDENT_CHANNELS = 48
 
 
 def deit_config(method: str) -> str:
-    return osp.join(
-        REPO, f'configs/mokd/deit/{method}_regnety160_deit-tiny_4xb256-300e_in1k.py')
+    return osp.join(REPO, f'configs/mokd/deit/{method}_regnety160_deit-tiny_4xb256-300e_in1k.py')
 
 
 @pytest.fixture(scope='module')
@@ -42,14 +42,14 @@ def tiny_teacher(tmp_path_factory):
     weights = directory / 'regnety_002.pth'
     torch.save(timm_model.state_dict(), weights)
     config = directory / 'regnety_002_teacher.py'
-    config.write_text(f'''
+    config.write_text(f"""
 _base_ = [{osp.join(REPO, 'configs/regnet/regnety-160_timm_in1k.py')!r}]
 model = dict(
     model_name='regnety_002',
     num_classes={NUM_CLASSES},
     pretrained_cfg_overlay=dict(
         file={str(weights)!r}, num_classes={NUM_CLASSES}))
-''')
+""")
     return str(config), timm_model.state_dict()
 
 
@@ -60,9 +60,10 @@ def tiny_config(tmp_path, method, teacher_config, shapes_root) -> str:
         connector = (
             'distill_losses=dict(loss_feat=dict(connector=dict('
             f'student_dim={STUDENT_CHANNELS}, '
-            f'teacher_dim={TEACHER_CHANNELS}))),')
+            f'teacher_dim={TEACHER_CHANNELS}))),'
+        )
     path = tmp_path / f'deit_{method}_toy.py'
-    path.write_text(f'''
+    path.write_text(f"""
 _base_ = [{deit_config(method)!r}]
 data_root = {shapes_root!r}
 data_preprocessor = dict(num_classes={NUM_CLASSES})
@@ -91,29 +92,34 @@ model = dict(
     teacher_ckpt={osp.join(osp.dirname(teacher_config), 'regnety_002.pth')!r})
 train_cfg = dict(max_epochs=1)
 default_hooks = dict(logger=dict(interval=1))
-''')
+""")
     return str(path)
 
 
 def random_batch(size=8):
     generator = torch.Generator().manual_seed(3)
     return dict(
-        inputs=[torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8,
-                              generator=generator) for _ in range(size)],
-        data_samples=[DataSample().set_gt_label(i % NUM_CLASSES)
-                      for i in range(size)])
+        inputs=[
+            torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=generator)
+            for _ in range(size)
+        ],
+        data_samples=[DataSample().set_gt_label(i % NUM_CLASSES) for i in range(size)],
+    )
 
 
 @pytest.mark.parametrize(
     'method, losses, pi_distill',
-    [('deit-kd', {'distill.loss_hard', 'student.loss'}, 0.5),
-     ('vkd', {'distill.loss_kl', 'distill.loss_feat', 'student.loss'}, 1.0)])
-def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
-                                     method, losses, pi_distill):
+    [
+        ('deit-kd', {'distill.loss_hard', 'student.loss'}, 0.5),
+        ('vkd', {'distill.loss_kl', 'distill.loss_feat', 'student.loss'}, 1.0),
+    ],
+)
+def test_fixed_weight_baselines_train(
+    tmp_path, tiny_teacher, shapes_root, method, losses, pi_distill
+):
     """DeiT's KD (0.5 / 0.5) and VkD (1 / 1): two steps in process."""
     teacher_config, teacher_state = tiny_teacher
-    cfg = Config.fromfile(tiny_config(tmp_path, method, teacher_config,
-                                      shapes_root))
+    cfg = Config.fromfile(tiny_config(tmp_path, method, teacher_config, shapes_root))
     init_default_scope('mmpretrain')
     cfg.model.data_preprocessor = cfg.data_preprocessor
     model = MODELS.build(cfg.model)
@@ -123,8 +129,7 @@ def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
     # when training starts).
     for key in ('head.fc.weight', 's4.b1.conv3.bn.running_var'):
         assert torch.equal(model.teacher.state_dict()[key], teacher_state[key])
-    teacher_before = {
-        k: v.clone() for k, v in model.teacher.state_dict().items()}
+    teacher_before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
     model.train()
@@ -143,17 +148,17 @@ def test_fixed_weight_baselines_train(tmp_path, tiny_teacher, shapes_root,
     distill = sum(v for k, v in raw.items() if k.startswith('distill.'))
     heads = model.student.head.layers
     for objective, trained, untouched in (
-            (distill, heads.head_dist, heads.head),
-            (raw['student.loss'], heads.head, heads.head_dist)):
+        (distill, heads.head_dist, heads.head),
+        (raw['student.loss'], heads.head, heads.head_dist),
+    ):
         grads = torch.autograd.grad(
-            objective, [trained.weight, untouched.weight], retain_graph=True,
-            allow_unused=True)
+            objective, [trained.weight, untouched.weight], retain_graph=True, allow_unused=True
+        )
         assert grads[0].abs().sum() > 0
         assert grads[1] is None or not grads[1].any()
 
 
-def test_mokd_trains_and_evaluates_through_the_tools(tmp_path, tiny_teacher,
-                                                     shapes_root):
+def test_mokd_trains_and_evaluates_through_the_tools(tmp_path, tiny_teacher, shapes_root):
     """One epoch of tools/train.py (validation included), then
     tools/test.py on its checkpoint."""
     config = tiny_config(tmp_path, 'mokd', tiny_teacher[0], shapes_root)
@@ -169,15 +174,21 @@ def test_mokd_trains_and_evaluates_through_the_tools(tmp_path, tiny_teacher,
     state = torch.load(ckpt)['state_dict']
     assert 'student.head.layers.head_dist.weight' in state
     assert 'student.backbone.dist_token' in state
-    assert any(k.startswith('distill_losses.loss_feat.connectors.0')
-               for k in state)
+    assert any(k.startswith('distill_losses.loss_feat.connectors.0') for k in state)
     assert not any(k.startswith(('teacher', '_teacher')) for k in state)
 
-    out = _run([
-        sys.executable, 'tools/test.py',
-        config, str(ckpt), '--work-dir', str(tmp_path / 'eval'), '--out',
-        str(tmp_path / 'preds.pkl')
-    ])
+    out = _run(
+        [
+            sys.executable,
+            'tools/test.py',
+            config,
+            str(ckpt),
+            '--work-dir',
+            str(tmp_path / 'eval'),
+            '--out',
+            str(tmp_path / 'preds.pkl'),
+        ]
+    )
     top1 = float(out.split('accuracy/top1: ')[1].split()[0])
     assert 0 <= top1 <= 100
     assert osp.getsize(tmp_path / 'preds.pkl') > 0

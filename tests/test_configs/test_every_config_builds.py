@@ -1,6 +1,7 @@
 """Every config under configs/ loads and builds (on the meta device: sizes
 and structure only, no weights), and every MoKD config carries the wiring and
 names files that exist wherever it is loaded from."""
+
 import glob
 import os
 import os.path as osp
@@ -13,9 +14,11 @@ from mmengine.registry import MODELS, DefaultScope
 import mokd_mm  # noqa: F401  (registers the components)
 from tests.conftest import REPO
 
-CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                                                         recursive=True)
-                 if '_base_' not in p.split(os.sep))
+CONFIGS = sorted(
+    osp.relpath(p, REPO)
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p.split(os.sep)
+)
 
 
 def _build(cfg):
@@ -36,8 +39,11 @@ def _build(cfg):
 
 def test_the_tree_is_complete():
     assert len(CONFIGS) == 67
-    for entry in ('configs/mokd/vidt_nano.py', 'configs/mokd/vidt_tiny.py',
-                  'configs/mokd/vidt_small.py'):
+    for entry in (
+        'configs/mokd/vidt_nano.py',
+        'configs/mokd/vidt_tiny.py',
+        'configs/mokd/vidt_small.py',
+    ):
         assert entry in CONFIGS  # the product's promised entry points
     for folder in ('vidt', 'deit', 'cifar100', 'shapes', 'retinanet', 'resnet'):
         assert osp.isfile(osp.join(REPO, 'configs', 'mokd', folder, 'README.md')), folder
@@ -63,8 +69,10 @@ def test_config_builds(path, tmp_path, monkeypatch):
             assert osp.isfile(named), (role, named)
     if path.startswith('configs/mokd/vidt'):
         # Last-stage width 8 x embed_dims: nano 48, tiny / small 96, base 128.
-        student, teacher = (model.student.backbone.det_channels,
-                            model.teacher.backbone.det_channels)
+        student, teacher = (
+            model.student.backbone.det_channels,
+            model.teacher.backbone.det_channels,
+        )
         name = osp.basename(path)
         if name.startswith('vidt_'):
             name = f'mokd_vidt-base_{name[:-3].replace("_", "-")}'

@@ -3,6 +3,7 @@
 The checkpoints are made here from a randomly initialised timm model; nothing
 is downloaded.
 """
+
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 from safetensors.torch import save_file
 
-CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'regnet' / \
-    'regnety-160_timm_in1k.py'
+CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'regnet' / 'regnety-160_timm_in1k.py'
 
 
 def randomize_norms(model: torch.nn.Module) -> None:
@@ -28,14 +28,10 @@ def randomize_norms(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             size = module.num_features
-            module.running_mean.copy_(0.1 *
-                                      torch.randn(size, generator=generator))
-            module.running_var.copy_(0.5 +
-                                     torch.rand(size, generator=generator))
-            module.weight.data.copy_(0.5 +
-                                     torch.rand(size, generator=generator))
-            module.bias.data.copy_(0.1 *
-                                   torch.randn(size, generator=generator))
+            module.running_mean.copy_(0.1 * torch.randn(size, generator=generator))
+            module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
+            module.weight.data.copy_(0.5 + torch.rand(size, generator=generator))
+            module.bias.data.copy_(0.1 * torch.randn(size, generator=generator))
 
 
 @pytest.fixture(scope='module')
@@ -56,10 +52,10 @@ def checkpoint_dir(tmp_path_factory, timm_regnety):
     state_dict = timm_regnety.state_dict()
     torch.save(state_dict, directory / 'regnety_160.pth')
     torch.save({'model': state_dict}, directory / 'regnety_160.pth.tar')
-    save_file({
-        k: v.contiguous()
-        for k, v in state_dict.items()
-    }, str(directory / 'regnety_160.safetensors'))
+    save_file(
+        {k: v.contiguous() for k, v in state_dict.items()},
+        str(directory / 'regnety_160.safetensors'),
+    )
     return directory
 
 
@@ -77,15 +73,13 @@ def build_teacher(checkpoint: Path) -> torch.nn.Module:
 
 @pytest.fixture(scope='module')
 def image():
-    return torch.rand(
-        1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    return torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
 
 
 @pytest.mark.parametrize(
-    'file_name',
-    ['regnety_160.pth', 'regnety_160.pth.tar', 'regnety_160.safetensors'])
-def test_teacher_reproduces_timm_logits(timm_regnety, checkpoint_dir, image,
-                                        file_name):
+    'file_name', ['regnety_160.pth', 'regnety_160.pth.tar', 'regnety_160.safetensors']
+)
+def test_teacher_reproduces_timm_logits(timm_regnety, checkpoint_dir, image, file_name):
     teacher = build_teacher(checkpoint_dir / file_name)
     with torch.no_grad():
         expected = timm_regnety(image)
@@ -101,8 +95,7 @@ def test_unloaded_teacher_gives_other_logits(timm_regnety, image):
     init_default_scope(cfg.default_scope)
     random_teacher = MODELS.build(cfg.model).eval()
     with torch.no_grad():
-        assert not torch.allclose(
-            random_teacher(image, mode='tensor'), timm_regnety(image))
+        assert not torch.allclose(random_teacher(image, mode='tensor'), timm_regnety(image))
 
 
 def test_teacher_size_and_state_dict_keys(timm_regnety, checkpoint_dir):
@@ -135,13 +128,17 @@ def test_teacher_ckpt_takes_the_published_deit_style_file(tmp_path):
     from mmengine.registry import DefaultScope
 
     from mokd_mm.models import MoKDDistiller
+
     torch.manual_seed(0)
     source = timm.create_model('regnety_002', pretrained=False).eval()
     path = tmp_path / 'regnety_002.pth.tar'
     torch.save({'model': source.state_dict(), 'epoch': 1}, path)
-    teacher = dict(type='TimmClassifier', model_name='regnety_002', pretrained=False,
-                   data_preprocessor=dict(type='ClsDataPreprocessor', mean=[0.0] * 3,
-                                          std=[1.0] * 3))
+    teacher = dict(
+        type='TimmClassifier',
+        model_name='regnety_002',
+        pretrained=False,
+        data_preprocessor=dict(type='ClsDataPreprocessor', mean=[0.0] * 3, std=[1.0] * 3),
+    )
     student = dict(teacher, model_name='regnety_002')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         distiller = MoKDDistiller(student=student, teacher=teacher, teacher_ckpt=str(path))

@@ -1,4 +1,5 @@
 """Every ViDT config loads, builds, and follows the official recipe."""
+
 import glob
 import os.path as osp
 
@@ -6,18 +7,17 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+
 from tests.conftest import REPO
 from tests.test_models.test_vidt.vidt_test_utils import tiny_vidt_cfg
 
-from mmdet.registry import MODELS
-
 CONFIG_DIR = osp.join(REPO, 'configs', 'vidt')
-VARIANT_CONFIGS = sorted(
-    glob.glob(osp.join(CONFIG_DIR, 'vidt_swin-*_8xb2-50e_coco.py')))
+VARIANT_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, 'vidt_swin-*_8xb2-50e_coco.py')))
 # Whole-detector parameters (80 classes): MoKD paper Table 1 for nano, tiny
 # and small; the official ViDT release (99M, "0.1B" in the paper) for base.
 EXPECTED_PARAMS = {'nano': 16e6, 'tiny': 38e6, 'small': 61e6, 'base': 99e6}
@@ -34,8 +34,7 @@ def test_the_four_variants_exist():
 @pytest.mark.parametrize('path', VARIANT_CONFIGS, ids=variant_of)
 def test_config_builds_with_expected_parameter_count(path):
     cfg = Config.fromfile(path)
-    assert cfg.custom_imports == dict(
-        imports=['mokd_mm.models.vidt'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mokd_mm.models.vidt'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
     assert cfg.model.backbone.arch == variant_of(path)
     with torch.device('meta'), DefaultScope.overwrite_default_scope('mmdet'):
@@ -46,7 +45,7 @@ def test_config_builds_with_expected_parameter_count(path):
     assert model.num_queries == 100
     assert len(model.decoder.layers) == 6
     assert len(model.bbox_head.cls_branches) == 7
-    assert model.backbone.cross_attn_stages == (3, )
+    assert model.backbone.cross_attn_stages == (3,)
 
 
 def test_recipe_matches_the_official_training():
@@ -93,9 +92,8 @@ def test_train_pipeline_resizes_to_the_detr_scales(tmp_path):
     sample = dict(
         img_path=image_path,
         img_id=0,
-        instances=[
-            dict(bbox=[50., 40., 250., 260.], bbox_label=3, ignore_flag=0)
-        ])
+        instances=[dict(bbox=[50.0, 40.0, 250.0, 260.0], bbox_label=3, ignore_flag=0)],
+    )
     with DefaultScope.overwrite_default_scope('mmdet'):
         train = Compose(cfg.train_pipeline)
         test = Compose(cfg.test_pipeline)

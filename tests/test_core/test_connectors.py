@@ -15,7 +15,7 @@ def test_projection_stays_orthonormal_under_training_with_weight_decay():
     opt = torch.optim.SGD(proj.parameters(), lr=0.5, weight_decay=0.5)
     for _ in range(5):
         s, t = proj(torch.randn(4, 8), torch.randn(4, 20))
-        ((s - t)**2).mean().backward()
+        ((s - t) ** 2).mean().backward()
         opt.step()
         opt.zero_grad()
     w = _weight(proj)
@@ -36,9 +36,13 @@ def test_indefinite_connector_shapes_and_isometries():
     ms, mt = conn(maps_s, maps_t)
     assert ms.shape == mt.shape == (2, 16, 3, 4)
     # Maps and tokens go through the same channel map.
-    assert torch.allclose(ms.permute(0, 2, 3, 1).reshape(-1, 16),
-                          conn(maps_s.permute(0, 2, 3, 1).reshape(-1, 6),
-                               maps_t.permute(0, 2, 3, 1).reshape(-1, 10))[0], atol=1e-5)
+    assert torch.allclose(
+        ms.permute(0, 2, 3, 1).reshape(-1, 16),
+        conn(maps_s.permute(0, 2, 3, 1).reshape(-1, 6), maps_t.permute(0, 2, 3, 1).reshape(-1, 10))[
+            0
+        ],
+        atol=1e-5,
+    )
 
 
 def test_metric_is_sign_free_and_similarity_is_eq16():
@@ -84,12 +88,13 @@ def test_qr_retraction_is_thin_and_keeps_its_map_under_decay():
     state = proj.state_dict()
     # Only the (40, 3) free tensor: no (40, 40) base as torch's cayley map keeps.
     assert {k: tuple(v.shape) for k, v in state.items()} == {
-        'proj.parametrizations.weight.original': (40, 3)}
+        'proj.parametrizations.weight.original': (40, 3)
+    }
     before = _weight(proj).detach().clone()
     with torch.no_grad():
         proj.proj.parametrizations.weight.original.mul_(1e-3)  # what decay does, in bulk
     assert torch.allclose(_weight(proj), before, atol=1e-5)
     cayley = OrthogonalProjector(3, 40, orthogonal_map='cayley')
     assert 'proj.parametrizations.weight.0.base' in cayley.state_dict()
-    with pytest.raises(ValueError, match="orthogonal_map must be one of"):
+    with pytest.raises(ValueError, match='orthogonal_map must be one of'):
         OrthogonalProjector(3, 4, orthogonal_map='svd')

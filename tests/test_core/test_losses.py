@@ -1,11 +1,17 @@
 """The distillation losses of mokd_mm.core against their definitions."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mokd_mm.core import (HardDistillationLoss, KLDivergenceLoss, SigmoidKLDivergenceLoss,
-                          StandardizedFeatureLoss, TeacherLayerNormFeatureLoss,
-                          TokenMatchingLoss)
+from mokd_mm.core import (
+    HardDistillationLoss,
+    KLDivergenceLoss,
+    SigmoidKLDivergenceLoss,
+    StandardizedFeatureLoss,
+    TeacherLayerNormFeatureLoss,
+    TokenMatchingLoss,
+)
 
 
 def test_kl_divergence_against_definition():
@@ -39,7 +45,7 @@ def test_token_matching_sqrt_of_summed_mean_distances():
     t1[0, 0] = torch.tensor([3.0, 4.0, 0.0])  # distances 5 and 0 -> mean 2.5
     s2, t2 = torch.zeros(1, 1, 2), torch.tensor([[[0.0, 1.5]]])  # mean 1.5
     loss = TokenMatchingLoss(loss_weight=4.0)([s1, s2], [t1, t2])
-    assert loss.item() == pytest.approx(4.0 * (2.5 + 1.5)**0.5)
+    assert loss.item() == pytest.approx(4.0 * (2.5 + 1.5) ** 0.5)
 
 
 def test_streams_must_match():
@@ -63,8 +69,7 @@ def test_hard_distillation_is_cross_entropy_against_teacher_argmax():
     student = torch.randn(8, 10, generator=generator, requires_grad=True)
     teacher = torch.randn(8, 10, generator=generator)
     loss = HardDistillationLoss(loss_weight=0.5)(student, teacher)
-    expected = -F.log_softmax(student, 1)[torch.arange(8),
-                                           teacher.argmax(1)].mean()
+    expected = -F.log_softmax(student, 1)[torch.arange(8), teacher.argmax(1)].mean()
     torch.testing.assert_close(loss, 0.5 * expected)
     loss.backward()
     assert student.grad.abs().sum() > 0
@@ -85,8 +90,7 @@ def test_hard_distillation_ignores_teacher_confidence():
 def test_hard_distillation_sums_streams_and_checks_shapes():
     s1, t1, s2, t2 = (torch.randn(3, 5) for _ in range(4))
     loss = HardDistillationLoss()
-    torch.testing.assert_close(loss([s1, s2], [t1, t2]),
-                               loss(s1, t1) + loss(s2, t2))
+    torch.testing.assert_close(loss([s1, s2], [t1, t2]), loss(s1, t1) + loss(s2, t2))
     with pytest.raises(ValueError, match='differ'):
         loss(torch.randn(3, 5), torch.randn(3, 6))
 

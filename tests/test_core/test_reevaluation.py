@@ -1,4 +1,5 @@
 """The side-effect-free second forward pass of same-batch re-evaluation."""
+
 import torch
 from torch import nn
 
@@ -6,7 +7,6 @@ from mokd_mm.core.reevaluation import reevaluation_mode
 
 
 class Net(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Dropout(0.5))

@@ -1,4 +1,5 @@
 """Feature taps: what they record, when, and from which call."""
+
 import pytest
 import torch
 from torch import nn
@@ -7,7 +8,6 @@ from mokd_mm.core import FeatureTaps
 
 
 class Net(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Dropout(0.5))
@@ -20,9 +20,15 @@ class Net(nn.Module):
 
 def test_taps_record_outputs_items_and_inputs():
     net = Net()
-    taps = FeatureTaps(net, dict(
-        hidden='body.0', logits='head', pair=dict(module='', index=1),
-        head_in=dict(module='head', input=True)))
+    taps = FeatureTaps(
+        net,
+        dict(
+            hidden='body.0',
+            logits='head',
+            pair=dict(module='', index=1),
+            head_in=dict(module='head', input=True),
+        ),
+    )
     with taps.recording():
         feat, logits = net(torch.randn(2, 4))
         rec = taps.collect()
@@ -62,14 +68,23 @@ def test_a_config_picks_which_call_of_a_module():
             return self.branch(a), self.branch(b)
 
     net = Shared()
-    taps = FeatureTaps(net, dict(first=dict(module='branch', call=0),
-                                 last='branch', second=dict(module='branch', call=1),
-                                 third=dict(module='branch', call=2)))
+    taps = FeatureTaps(
+        net,
+        dict(
+            first=dict(module='branch', call=0),
+            last='branch',
+            second=dict(module='branch', call=1),
+            third=dict(module='branch', call=2),
+        ),
+    )
     a, b = torch.randn(2, 3), torch.randn(2, 3)
     with taps.recording():
         out_a, out_b = net(a, b)
-        with pytest.raises(KeyError, match=r"'third' \(module 'branch' ran 2 time\(s\), the tap "
-                           'reads call 2'):
+        with pytest.raises(
+            KeyError,
+            match=r"'third' \(module 'branch' ran 2 time\(s\), the tap "
+            'reads call 2',
+        ):
             taps.collect()
     del taps.specs['third']
     with taps.recording():
@@ -82,12 +97,10 @@ def test_a_config_picks_which_call_of_a_module():
 def test_pooled_taps():
 
     class Tokens(nn.Module):
-
         def forward(self, x):
             return x
 
-    taps = FeatureTaps(Tokens(), dict(
-        patches=dict(module='', pool='mean', skip_tokens=2)))
+    taps = FeatureTaps(Tokens(), dict(patches=dict(module='', pool='mean', skip_tokens=2)))
     tokens = torch.randn(2, 5, 3)
     maps = torch.randn(2, 3, 4, 4)
     with taps.recording():

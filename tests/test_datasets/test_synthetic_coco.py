@@ -2,6 +2,7 @@
 (pycocotools), varied (object scales, empty images, image sizes), loadable by
 mmdet through configs/_base_/datasets/shapes_coco.py, and self-consistent
 (its ground truth scored as predictions gives bbox mAP 1.0)."""
+
 import filecmp
 import json
 import os
@@ -37,15 +38,14 @@ def load_json(root: str, split: str) -> dict:
 @pytest.fixture(scope='module')
 def default_root(tmp_path_factory):
     """The set at the default arguments (512 train / 128 val images)."""
-    return make_shape_detection(
-        str(tmp_path_factory.mktemp('data') / 'shapes_coco'))
+    return make_shape_detection(str(tmp_path_factory.mktemp('data') / 'shapes_coco'))
 
 
 @pytest.fixture(scope='module')
 def small_root(tmp_path_factory):
     return make_shape_detection(
-        str(tmp_path_factory.mktemp('data') / 'seed0_a'), num_train=16,
-        num_val=8, seed=0)
+        str(tmp_path_factory.mktemp('data') / 'seed0_a'), num_train=16, num_val=8, seed=0
+    )
 
 
 def config_in(root: str) -> Config:
@@ -58,30 +58,25 @@ def config_in(root: str) -> Config:
 
 
 def test_same_seed_same_files_other_seed_differs(small_root, tmp_path):
-    again = make_shape_detection(
-        str(tmp_path / 'seed0_b'), num_train=16, num_val=8, seed=0)
-    other = make_shape_detection(
-        str(tmp_path / 'seed1'), num_train=16, num_val=8, seed=1)
+    again = make_shape_detection(str(tmp_path / 'seed0_b'), num_train=16, num_val=8, seed=0)
+    other = make_shape_detection(str(tmp_path / 'seed1'), num_train=16, num_val=8, seed=1)
     for split in SPLITS:
-        assert filecmp.cmp(ann_file(small_root, split),
-                           ann_file(again, split), shallow=False)
-        assert not filecmp.cmp(ann_file(small_root, split),
-                               ann_file(other, split), shallow=False)
+        assert filecmp.cmp(ann_file(small_root, split), ann_file(again, split), shallow=False)
+        assert not filecmp.cmp(ann_file(small_root, split), ann_file(other, split), shallow=False)
         names = sorted(os.listdir(osp.join(small_root, split)))
         assert len(names) == {'train': 16, 'val': 8}[split]
         match, mismatch, errors = filecmp.cmpfiles(
-            osp.join(small_root, split), osp.join(again, split), names,
-            shallow=False)
+            osp.join(small_root, split), osp.join(again, split), names, shallow=False
+        )
         assert match == names and not mismatch and not errors
         _, mismatch, _ = filecmp.cmpfiles(
-            osp.join(small_root, split), osp.join(other, split), names,
-            shallow=False)
+            osp.join(small_root, split), osp.join(other, split), names, shallow=False
+        )
         assert mismatch
 
 
 def test_complete_sets_are_kept_and_interrupted_ones_redone(tmp_path):
-    root = make_shape_detection(str(tmp_path / 'set'), num_train=2,
-                                num_val=1)
+    root = make_shape_detection(str(tmp_path / 'set'), num_train=2, num_val=1)
     image = osp.join(root, 'train', '000000.png')
     original = open(image, 'rb').read()
     os.remove(image)
@@ -93,12 +88,15 @@ def test_complete_sets_are_kept_and_interrupted_ones_redone(tmp_path):
     assert osp.exists(osp.join(root, '.complete'))
 
 
-@pytest.mark.parametrize('kwargs, name', [
-    (dict(max_objects=0), 'max_objects'),
-    (dict(num_train=-1), 'num_train'),
-    (dict(image_size=(16, 256)), 'image_size height'),
-    (dict(image_size=(256, (300, 200))), 'image_size width'),
-])
+@pytest.mark.parametrize(
+    'kwargs, name',
+    [
+        (dict(max_objects=0), 'max_objects'),
+        (dict(num_train=-1), 'num_train'),
+        (dict(image_size=(16, 256)), 'image_size height'),
+        (dict(image_size=(256, (300, 200))), 'image_size width'),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_shape_detection(str(tmp_path / 'set'), **kwargs)
@@ -108,11 +106,9 @@ def test_pycocotools_loads_it_and_boxes_fit_their_images(small_root):
     for split in SPLITS:
         coco = COCO(ann_file(small_root, split))
         assert coco.getCatIds() == [1, 2, 3, 4]
-        assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == \
-            list(SHAPE_CLASSES)
+        assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES)
         for image in coco.loadImgs(coco.getImgIds()):
-            pixels = cv2.imread(osp.join(small_root, split,
-                                         image['file_name']))
+            pixels = cv2.imread(osp.join(small_root, split, image['file_name']))
             assert pixels.shape == (image['height'], image['width'], 3)
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=image['id'])):
                 x, y, w, h = ann['bbox']
@@ -121,15 +117,13 @@ def test_pycocotools_loads_it_and_boxes_fit_their_images(small_root):
                 assert 0 < ann['area'] <= w * h and ann['iscrowd'] == 0
 
 
-def test_default_set_has_every_scale_empty_images_and_several_sizes(
-        default_root):
+def test_default_set_has_every_scale_empty_images_and_several_sizes(default_root):
     for split, count in (('train', 512), ('val', 128)):
         coco = load_json(default_root, split)
         assert len(coco['images']) == count
         annotated = {ann['image_id'] for ann in coco['annotations']}
         assert any(image['id'] not in annotated for image in coco['images'])
-        assert len({(image['height'], image['width'])
-                    for image in coco['images']}) >= 2
+        assert len({(image['height'], image['width']) for image in coco['images']}) >= 2
         areas = np.array([ann['area'] for ann in coco['annotations']])
         assert (areas < 32**2).any()
         assert ((areas >= 32**2) & (areas <= 96**2)).any()
@@ -154,8 +148,7 @@ def test_mmdet_loads_it_from_the_base_config(default_root):
     for index in (0, empty_index):
         sample = train_set[index]
         instances = sample['data_samples'].gt_instances
-        assert sample['inputs'].shape[0] == 3 and max(
-            sample['inputs'].shape[1:]) == 192
+        assert sample['inputs'].shape[0] == 3 and max(sample['inputs'].shape[1:]) == 192
         assert len(instances) == counts[index + 1]
         assert instances.bboxes.shape == (counts[index + 1], 4)
     assert len(batch['inputs']) == 8
@@ -174,15 +167,20 @@ def coco_metric_on(root: str, shift: float) -> dict:
     samples = []
     for image in coco['images']:
         anns = [a for a in coco['annotations'] if a['image_id'] == image['id']]
-        boxes = torch.tensor([a['bbox'] for a in anns],
-                             dtype=torch.float32).reshape(-1, 4)
+        boxes = torch.tensor([a['bbox'] for a in anns], dtype=torch.float32).reshape(-1, 4)
         boxes[:, 0] += shift * boxes[:, 2]
         boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
-        samples.append(dict(
-            img_id=image['id'], ori_shape=(image['height'], image['width']),
-            pred_instances=dict(
-                bboxes=boxes, scores=torch.ones(len(anns)),
-                labels=torch.tensor([a['category_id'] - 1 for a in anns]))))
+        samples.append(
+            dict(
+                img_id=image['id'],
+                ori_shape=(image['height'], image['width']),
+                pred_instances=dict(
+                    bboxes=boxes,
+                    scores=torch.ones(len(anns)),
+                    labels=torch.tensor([a['category_id'] - 1 for a in anns]),
+                ),
+            )
+        )
     metric.process({}, samples)
     return metric.evaluate(len(samples))
 

@@ -1,6 +1,7 @@
 """Every balancer through MoKDOptimWrapper and a MoKDDistiller: mixed
 precision, accumulation, resume, and two processes (gloo, DDP) that must end
 identical."""
+
 import copy
 import os
 import socket
@@ -28,18 +29,26 @@ def _distiller(seed=0):
 
 
 def _wrapper(model, balancer, **kwargs):
-    cfg = dict(type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
-               optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
-               balancer=dict(type=balancer), diagnostics_interval=0, **kwargs)
+    cfg = dict(
+        type='MoKDOptimWrapper',
+        constructor='MoKDOptimWrapperConstructor',
+        optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
+        balancer=dict(type=balancer),
+        diagnostics_interval=0,
+        **kwargs,
+    )
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return build_optim_wrapper(model, cfg)
 
 
 def _batch(seed, n=4):
     gen = torch.Generator().manual_seed(seed)
-    return dict(inputs=[torch.randint(0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8)
-                        for _ in range(n)],
-                data_samples=[DataSample().set_gt_label(int(i % 4)) for i in range(n)])
+    return dict(
+        inputs=[
+            torch.randint(0, 256, (3, 32, 32), generator=gen, dtype=torch.uint8) for _ in range(n)
+        ],
+        data_samples=[DataSample().set_gt_label(int(i % 4)) for i in range(n)],
+    )
 
 
 def _state(model):
@@ -77,9 +86,11 @@ def _free_port():
 def _two_ranks(rank, port, out_dir):
     os.environ['OMP_NUM_THREADS'] = '1'
     torch.set_num_threads(1)
-    torch.distributed.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
-                                         rank=rank, world_size=2)
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2
+    )
     from mokd_mm.models import MoKDDistributedDataParallel
+
     results = {}
     for name in NAMES:
         model = _distiller(seed=rank)  # DDP starts every rank from rank 0's weights
@@ -88,8 +99,11 @@ def _two_ranks(rank, port, out_dir):
         torch.manual_seed(100 + rank)  # each rank's own randomness
         for step in range(3):
             ddp.train_step(_batch(10 * step + rank), wrapper)
-        results[name] = dict(model=_state(model), balancer=wrapper.balancer.state_dict(),
-                             weights=wrapper.balancer.applied)
+        results[name] = dict(
+            model=_state(model),
+            balancer=wrapper.balancer.state_dict(),
+            weights=wrapper.balancer.applied,
+        )
     torch.save(results, os.path.join(out_dir, f'rank{rank}.pth'))
     torch.distributed.destroy_process_group()
 

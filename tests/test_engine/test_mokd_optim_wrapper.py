@@ -1,4 +1,5 @@
 """MoKDOptimWrapper on small models, against hand-computed updates."""
+
 import copy
 import json
 
@@ -24,7 +25,7 @@ class TwoObjectives(nn.Module):
 
     def objectives(self):
         y = self.lin(self.x)
-        return dict(distill=((y - self.a)**2).mean() + 0.1, task=((y - self.b)**2).mean() + 0.1)
+        return dict(distill=((y - self.a) ** 2).mean() + 0.1, task=((y - self.b) ** 2).mean() + 0.1)
 
 
 def _wrapper(model, lr=0.1, **kwargs):
@@ -43,8 +44,9 @@ def _params(model):
 def test_fixed_weights_equal_the_weighted_sum():
     model, ref = TwoObjectives(), TwoObjectives()
     ref.load_state_dict(model.state_dict())
-    wrapper = _wrapper(model, balancer=dict(type='FixedWeights',
-                                            weights=dict(distill=0.3, task=2.0)))
+    wrapper = _wrapper(
+        model, balancer=dict(type='FixedWeights', weights=dict(distill=0.3, task=2.0))
+    )
     opt = torch.optim.SGD(ref.parameters(), lr=0.1)
     for _ in range(3):
         logs = wrapper.update_params(model.objectives())
@@ -60,9 +62,11 @@ def test_fixed_weights_equal_the_weighted_sum():
 def test_default_is_mokd_amortized_with_same_batch_reevaluation():
     model = TwoObjectives()
     start = copy.deepcopy(model)
-    wrapper = _wrapper(model, balancer=dict(type='MoKDAmortized',
-                                            optimizer=dict(type='SGD', lr=0.5)),
-                       diagnostics_interval=0)
+    wrapper = _wrapper(
+        model,
+        balancer=dict(type='MoKDAmortized', optimizer=dict(type='SGD', lr=0.5)),
+        diagnostics_interval=0,
+    )
     obj = model.objectives()
     before = torch.stack([obj['distill'], obj['task']]).detach()
     wrapper.update_params(obj, reevaluate=model.objectives)
@@ -108,8 +112,12 @@ def test_exact_rule_is_theorem_3_1():
 
 def test_clipping_acts_on_the_balanced_update_and_accumulation():
     model = TwoObjectives()
-    wrapper = _wrapper(model, balancer=dict(type='FixedWeights'),
-                       clip_grad=dict(max_norm=1e-3), accumulative_counts=2)
+    wrapper = _wrapper(
+        model,
+        balancer=dict(type='FixedWeights'),
+        clip_grad=dict(max_norm=1e-3),
+        accumulative_counts=2,
+    )
     start = _params(model)
     wrapper.update_params(model.objectives())
     assert torch.equal(_params(model), start)  # accumulating
@@ -122,14 +130,12 @@ def test_accumulation_divides_every_rule_like_mmengine():
     for balancer in (dict(type='FixedWeights'), dict(type='MGDA')):
         model, ref = TwoObjectives(), TwoObjectives()
         ref.load_state_dict(model.state_dict())
-        _wrapper(model, balancer=balancer, accumulative_counts=2).update_params(
-            model.objectives())
+        _wrapper(model, balancer=balancer, accumulative_counts=2).update_params(model.objectives())
         once = _wrapper(ref, balancer=balancer)
         once.update_params(ref.objectives())
         grads = [p.grad for p in model.parameters()]
         # The step of `ref` was taken; `model` only accumulated half of it.
-        moved = [(p0 - p1) / 0.1 for p0, p1 in zip(
-            TwoObjectives().parameters(), ref.parameters())]
+        moved = [(p0 - p1) / 0.1 for p0, p1 in zip(TwoObjectives().parameters(), ref.parameters())]
         for g, m in zip(grads, moved):
             assert torch.allclose(g, m / 2, atol=1e-6)
 
@@ -149,9 +155,9 @@ def test_mixed_precision(balancer, dtype):
 
 
 def test_diagnostics_are_written_at_the_measured_iterations_only(tmp_path):
-    vis = Visualizer.get_instance('test_mokd_diagnostics',
-                                  vis_backends=[dict(type='LocalVisBackend')],
-                                  save_dir=str(tmp_path))
+    vis = Visualizer.get_instance(
+        'test_mokd_diagnostics', vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path)
+    )
     model = TwoObjectives()
     wrapper = _wrapper(model, diagnostics_interval=2)
     measured = []
@@ -163,8 +169,7 @@ def test_diagnostics_are_written_at_the_measured_iterations_only(tmp_path):
             measured.append((it + 1, float(g1 @ g2), float(g1.norm() / g2.norm())))
         logs = wrapper.update_params(obj, reevaluate=model.objectives)
         assert not any('conflict' in k for k in logs)  # not step scalars
-    records = [json.loads(line) for line in
-               open(tmp_path / 'vis_data' / 'scalars.json')]
+    records = [json.loads(line) for line in open(tmp_path / 'vis_data' / 'scalars.json')]
     assert [r['step'] for r in records] == [m[0] for m in measured]
     for record, (_, conflict, dominance) in zip(records, measured):
         assert record['mokd/conflict'] == pytest.approx(conflict, rel=1e-5)
@@ -174,8 +179,9 @@ def test_diagnostics_are_written_at_the_measured_iterations_only(tmp_path):
 
 def test_state_dict_resumes_exactly():
     def wrapper_of(model):
-        return _wrapper(model, balancer=dict(type='MoKDAmortized',
-                                             optimizer=dict(type='Adam', lr=0.3)))
+        return _wrapper(
+            model, balancer=dict(type='MoKDAmortized', optimizer=dict(type='Adam', lr=0.3))
+        )
 
     model = TwoObjectives()
     wrapper = wrapper_of(model)
@@ -199,16 +205,22 @@ def test_state_dict_resumes_exactly():
 def test_bad_input_is_named():
     model = TwoObjectives()
     wrapper = _wrapper(model)
-    with pytest.raises(KeyError, match=r"\['kd'\] are not configured and \['distill'\] are missing"):
+    with pytest.raises(
+        KeyError, match=r"\['kd'\] are not configured and \['distill'\] are missing"
+    ):
         wrapper.update_params(dict(kd=torch.tensor(1.0), task=torch.tensor(1.0)))
     with pytest.raises(TypeError, match='MoKDDistributedDataParallel'):
         wrapper.update_params(torch.tensor(1.0))
     obj = model.objectives()
     obj['task'] = obj['task'] * float('nan')
-    with pytest.raises(NonFiniteObjectiveError, match=r'task=nan \(from the losses student.loss_cls=nan\)'):
-        wrapper.update_params(obj, reevaluate=model.objectives,
-                              losses={'student.loss_cls': obj['task'],
-                                      'distill.loss_kl': obj['distill']})
+    with pytest.raises(
+        NonFiniteObjectiveError, match=r'task=nan \(from the losses student.loss_cls=nan\)'
+    ):
+        wrapper.update_params(
+            obj,
+            reevaluate=model.objectives,
+            losses={'student.loss_cls': obj['task'], 'distill.loss_kl': obj['distill']},
+        )
     assert torch.isfinite(wrapper.balancer.logits).all()
     with pytest.raises(KeyError, match='Nope'):
         _wrapper(model, balancer=dict(type='Nope'))

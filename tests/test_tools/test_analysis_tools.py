@@ -15,8 +15,13 @@ def _write_log(path, with_pi=True):
             if with_pi:
                 record.update({'mokd/pi_distill': 0.5 - it / 100, 'mokd/pi_task': 0.5 + it / 100})
             if it % 2 == 0:
-                record.update({'mokd/conflict': -0.1 * it, 'mokd/conflict_cos': -0.2,
-                               'mokd/dominance': 0.5 * it})
+                record.update(
+                    {
+                        'mokd/conflict': -0.1 * it,
+                        'mokd/conflict_cos': -0.2,
+                        'mokd/dominance': 0.5 * it,
+                    }
+                )
             f.write(json.dumps(record) + '\n')
         for step, ap in ((3, 0.1), (5, 0.2)):
             f.write(json.dumps({'coco/bbox_mAP': ap, 'step': step}) + '\n')
@@ -24,9 +29,19 @@ def _write_log(path, with_pi=True):
 
 def test_plots_from_a_work_dir(tmp_path):
     _write_log(tmp_path / 'run' / '20260101_000000' / 'vis_data' / 'scalars.json')
-    out = subprocess.run([sys.executable, 'tools/analysis/plot_mokd.py', str(tmp_path / 'run'),
-                          '--out-dir', str(tmp_path / 'plots')], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            'tools/analysis/plot_mokd.py',
+            str(tmp_path / 'run'),
+            '--out-dir',
+            str(tmp_path / 'plots'),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     names = sorted(p.name for p in (tmp_path / 'plots').iterdir())
     assert names == ['mokd_conflict.png', 'mokd_dominance.png', 'mokd_pi.png', 'mokd_val.png']
     assert all((tmp_path / 'plots' / n).read_bytes()[:4] == b'\x89PNG' for n in names)
@@ -36,26 +51,32 @@ def test_plots_from_a_work_dir(tmp_path):
 def test_val_curves_of_compared_runs_are_read(tmp_path):
     sys.path.insert(0, f'{REPO}/tools/analysis')
     from plot_mokd import plot
+
     log = tmp_path / 'mokd' / 'vis_data' / 'scalars.json'
     baseline = tmp_path / 'fixed' / 'vis_data' / 'scalars.json'
     _write_log(log)
     _write_log(baseline, with_pi=False)
     assert (tmp_path / 'p' / 'mokd_val.png') in map(
-        type(tmp_path), plot(str(log), str(tmp_path / 'p'), [('fixed', str(baseline))]))
+        type(tmp_path), plot(str(log), str(tmp_path / 'p'), [('fixed', str(baseline))])
+    )
     no_val = tmp_path / 'alone' / 'vis_data' / 'scalars.json'
     no_val.parent.mkdir(parents=True)
     no_val.write_text(json.dumps({'iter': 1, 'lr': 0.1}) + '\n')
     with pytest.raises(KeyError, match=r"--compare alone\) has no 'coco/bbox_mAP'"):
         plot(str(log), str(tmp_path / 'p'), [('alone', str(no_val))])
-    bad = subprocess.run([sys.executable, 'tools/analysis/plot_mokd.py', str(log),
-                          '--compare', str(baseline)], cwd=REPO, capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, 'tools/analysis/plot_mokd.py', str(log), '--compare', str(baseline)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and 'NAME=WORK_DIR' in bad.stderr
 
 
 def test_a_run_without_mokd_weights_is_refused(tmp_path):
     sys.path.insert(0, f'{REPO}/tools/analysis')
     from plot_mokd import plot
+
     log = tmp_path / 'x' / 'vis_data' / 'scalars.json'
     _write_log(log, with_pi=False)
     with pytest.raises(KeyError, match='no mokd/pi_'):
@@ -64,9 +85,14 @@ def test_a_run_without_mokd_weights_is_refused(tmp_path):
 
 def test_count_params_reports_student_teacher_and_connectors():
     from tests.conftest import MOKD_CFG, STUDENT_CFG
-    out = subprocess.run([sys.executable, 'tools/analysis/count_params.py', STUDENT_CFG,
-                          MOKD_CFG], cwd=REPO, check=True, capture_output=True,
-                         text=True).stdout.splitlines()
+
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/count_params.py', STUDENT_CFG, MOKD_CFG],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     assert out[0].endswith(': 0.18M')  # 176,012 parameters (the demo's table)
     # Connector: P_s (192 x 64) + P_t (192 x 128) + D (192) = 37,056.
     assert out[1].endswith('student 0.18M, teacher 0.70M, connectors 0.04M')

@@ -1,5 +1,6 @@
 """Checkpoints through the tools: crafted files through every entry point,
 strict evaluation, no non-finite step saved, no checkpoint lost."""
+
 import os
 import os.path as osp
 import subprocess
@@ -11,7 +12,7 @@ from mmengine.runner import Runner
 
 from tests.conftest import MOKD_CFG, REPO, build_in_scope
 from tests.test_checkpoint import crafted
-from tests.test_tools.test_train_test_export import PYTHON, _config, _run, _train
+from tests.test_tools.test_train_test_export import PYTHON, _config, _run
 
 NAN_LOSS = '''
 import torch
@@ -36,8 +37,14 @@ class GradientBlowsUpAt(torch.nn.Module):
 
 
 def _fails(result_args, *needles, env=None):
-    result = subprocess.run(result_args, cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, 'PYTHONPATH': REPO, **(env or {})}, timeout=600)
+    result = subprocess.run(
+        result_args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, 'PYTHONPATH': REPO, **(env or {})},
+        timeout=600,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1, (result.returncode, output[-3000:])  # an error, no crash
     for needle in needles:
@@ -51,10 +58,14 @@ def test_a_crafted_file_is_refused_by_every_entry_point(tmp_path, shapes_root, t
     shell = crafted.write(tmp_path / 'shell.pth', 'os.system', marker)
     config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=1)
     reason = 'cannot be loaded safely'
-    _fails([PYTHON, 'tools/train.py', config, '--work-dir', str(tmp_path / 'w'), '--resume',
-            evil], evil, reason)
-    _fails([PYTHON, 'tools/test.py', config, shell, '--work-dir', str(tmp_path / 't')], shell,
-           reason)
+    _fails(
+        [PYTHON, 'tools/train.py', config, '--work-dir', str(tmp_path / 'w'), '--resume', evil],
+        evil,
+        reason,
+    )
+    _fails(
+        [PYTHON, 'tools/test.py', config, shell, '--work-dir', str(tmp_path / 't')], shell, reason
+    )
     _fails([PYTHON, 'tools/export_student.py', evil, str(tmp_path / 'out.pth')], evil, reason)
     cfg = Config.fromfile(MOKD_CFG)
     model = cfg.model.to_dict()
@@ -67,27 +78,52 @@ def test_a_crafted_file_is_refused_by_every_entry_point(tmp_path, shapes_root, t
 def test_test_tool_loads_strictly(tmp_path, shapes_root, teacher_ckpt):
     config = _config(tmp_path, shapes_root, teacher_ckpt)
     # The teacher's checkpoint given for the distiller: refused, keys named.
-    _fails([PYTHON, 'tools/test.py', config, teacher_ckpt, '--work-dir', str(tmp_path / 'e')],
-           teacher_ckpt, 'does not match the model', 'missing keys', '--non-strict')
-    out = _run([PYTHON, 'tools/test.py', config, teacher_ckpt, '--non-strict', '--work-dir',
-                str(tmp_path / 'e2')])
+    _fails(
+        [PYTHON, 'tools/test.py', config, teacher_ckpt, '--work-dir', str(tmp_path / 'e')],
+        teacher_ckpt,
+        'does not match the model',
+        'missing keys',
+        '--non-strict',
+    )
+    out = _run(
+        [
+            PYTHON,
+            'tools/test.py',
+            config,
+            teacher_ckpt,
+            '--non-strict',
+            '--work-dir',
+            str(tmp_path / 'e2'),
+        ]
+    )
     assert 'accuracy/top1' in out
 
 
-def test_a_non_finite_step_is_not_saved_and_names_its_loss(tmp_path, shapes_root,
-                                                           teacher_ckpt):
+def test_a_non_finite_step_is_not_saved_and_names_its_loss(tmp_path, shapes_root, teacher_ckpt):
     (tmp_path / 'nan_loss.py').write_text(NAN_LOSS)
-    extra = ("custom_imports = dict(imports=['mokd_mm', 'nan_loss'], allow_failed_imports=False)\n"
-             f"model = dict(teacher_ckpt={teacher_ckpt!r}, distill_losses=dict(loss_blowup=dict("
-             "type='GradientBlowsUpAt', step=4, student='logits', teacher='logits')))\n"
-             "default_hooks = dict(checkpoint=dict(interval=1))\n")
+    extra = (
+        "custom_imports = dict(imports=['mokd_mm', 'nan_loss'], allow_failed_imports=False)\n"
+        f'model = dict(teacher_ckpt={teacher_ckpt!r}, distill_losses=dict(loss_blowup=dict('
+        "type='GradientBlowsUpAt', step=4, student='logits', teacher='logits')))\n"
+        'default_hooks = dict(checkpoint=dict(interval=1))\n'
+    )
     config = _config(tmp_path, shapes_root, teacher_ckpt, extra=extra)
     for balancer in ('FixedWeights', 'MoKDAmortized'):
         work_dir = tmp_path / balancer
-        _fails([PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir), '--cfg-options',
-                f'optim_wrapper.balancer.type={balancer}'],
-               'NonFiniteUpdateError', 'distill.loss_blowup',
-               env=dict(PYTHONPATH=f'{REPO}:{tmp_path}'))
+        _fails(
+            [
+                PYTHON,
+                'tools/train.py',
+                config,
+                '--work-dir',
+                str(work_dir),
+                '--cfg-options',
+                f'optim_wrapper.balancer.type={balancer}',
+            ],
+            'NonFiniteUpdateError',
+            'distill.loss_blowup',
+            env=dict(PYTHONPATH=f'{REPO}:{tmp_path}'),
+        )
         saved = sorted(work_dir.glob('iter_*.pth'), key=lambda p: int(p.stem[5:]))
         if balancer == 'FixedWeights':  # (the amortized rule also calls losses to re-evaluate)
             assert saved[-1].name == 'iter_3.pth'  # the 4th step was refused, never saved

@@ -1,4 +1,5 @@
 """Command-line conveniences of tools/train.py and tools/test.py."""
+
 import subprocess
 import sys
 
@@ -6,18 +7,20 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tools.cli import enable_amp, enable_visualization
 from tests.conftest import MOKD_CFG, REPO, STUDENT_CFG
+from tools.cli import enable_amp, enable_visualization
 
 
 @pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
 def test_both_local_rank_spellings_are_accepted(flag):
-    code = ('import sys; sys.argv = ["train.py", "cfg.py", "%s", "3"]; '
-            'sys.path.insert(0, "tools"); import train; print(train.parse_args().local_rank)'
-            % flag)
+    code = (
+        'import sys; sys.argv = ["train.py", "cfg.py", "%s", "3"]; '
+        'sys.path.insert(0, "tools"); import train; print(train.parse_args().local_rank)' % flag
+    )
     env = {'PYTHONPATH': REPO, 'PATH': '/usr/bin:/bin'}
-    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == '3'
 
 
@@ -27,6 +30,7 @@ def test_amp_flag_gives_a_float16_mokd_wrapper():
     from mmengine.optim import build_optim_wrapper
 
     from tests.conftest import build_in_scope
+
     cfg = Config.fromfile(MOKD_CFG)
     enable_amp(cfg)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -47,7 +51,10 @@ def test_amp_flag_gives_a_float16_mokd_wrapper():
 def test_show_dir_for_mmpretrain_and_missing_hook():
     cfg = Config.fromfile(STUDENT_CFG)
     enable_visualization(cfg, False, 'shows', 0.5)
-    assert cfg.default_hooks.visualization.enable and cfg.default_hooks.visualization.out_dir == 'shows'
+    assert (
+        cfg.default_hooks.visualization.enable
+        and cfg.default_hooks.visualization.out_dir == 'shows'
+    )
     del cfg.default_hooks['visualization']
     with pytest.raises(KeyError, match='default_hooks.visualization'):
         enable_visualization(cfg, True, None, 0.5)

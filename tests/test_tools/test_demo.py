@@ -1,17 +1,32 @@
 """A cut-down run of the README's main command (tools/demo.py)."""
+
 import subprocess
 import sys
 
-from tools.runs import val_curve
 from tests.conftest import REPO
+from tools.runs import val_curve
 
 
 def test_demo_end_to_end(tmp_path):
     work_dir = tmp_path / 'demo'
     out = subprocess.run(
-        [sys.executable, 'tools/demo.py', '--iters', '4', '--teacher-iters', '4', '--evals',
-         '2', '--work-dir', str(work_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            'tools/demo.py',
+            '--iters',
+            '4',
+            '--teacher-iters',
+            '4',
+            '--evals',
+            '2',
+            '--work-dir',
+            str(work_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert '[student alone] iter 4/4' in out.stdout  # progress while it runs
     table = [line for line in out.stdout.splitlines() if line.startswith('| ')]
@@ -26,7 +41,20 @@ def test_demo_end_to_end(tmp_path):
     assert [step for step, _ in val_curve(str(mokd))] == [2, 4]  # AP by iteration
     # A second run reuses the teacher.
     again = subprocess.run(
-        [sys.executable, 'tools/demo.py', '--iters', '2', '--evals', '1', '--work-dir',
-         str(work_dir)], cwd=REPO, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            'tools/demo.py',
+            '--iters',
+            '2',
+            '--evals',
+            '1',
+            '--work-dir',
+            str(work_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert 'reusing' in again.stdout and '[teacher] iter' not in again.stdout

@@ -1,5 +1,6 @@
 """tools/train.py, tools/test.py, tools/dist_train.sh and
 tools/export_student.py end to end on the generated shape set."""
+
 import glob
 import json
 import os
@@ -16,7 +17,7 @@ from tests.conftest import MOKD_CFG, REPO, STUDENT_CFG
 PYTHON = sys.executable
 
 # Every rank writes the state it would train on next, for the test to compare.
-RANK_DUMP_HOOK = '''
+RANK_DUMP_HOOK = """
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
@@ -32,12 +33,12 @@ class DumpRankStateHook(Hook):
                      weights=torch.tensor(list(runner.optim_wrapper.weights.values())),
                      balancer=runner.optim_wrapper.balancer.state_dict())
         torch.save(state, f'{runner.work_dir}/rank{get_rank()}.pth')
-'''
+"""
 
 
 def _config(tmp_path, shapes_root, teacher_ckpt, max_iters=6, extra=''):
     path = tmp_path / 'mokd_test.py'
-    path.write_text(f'''
+    path.write_text(f"""
 _base_ = [{MOKD_CFG!r}]
 data_root = {shapes_root!r}
 _pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
@@ -50,14 +51,15 @@ param_scheduler = []
 optim_wrapper = dict(diagnostics_interval=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3, max_keep_ckpts=5))
 {extra}
-''')
+""")
     return str(path)
 
 
 def _run(args, env=None, timeout=600):
     full_env = {**os.environ, 'PYTHONPATH': REPO, **(env or {})}
-    result = subprocess.run(args, cwd=REPO, env=full_env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result.stdout + result.stderr
 
@@ -74,9 +76,15 @@ def _scalars(work_dir):
 
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_ckpt):
-    config = _config(tmp_path, shapes_root, teacher_ckpt, extra=(
-        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
-        "dict(type='TensorboardVisBackend')])"))
+    config = _config(
+        tmp_path,
+        shapes_root,
+        teacher_ckpt,
+        extra=(
+            "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
+            "dict(type='TensorboardVisBackend')])"
+        ),
+    )
     _train(config, tmp_path / 'full')
     # Interrupted after iteration 3: resume from its checkpoint elsewhere.
     _train(config, tmp_path / 'resumed', '--resume', str(tmp_path / 'full' / 'iter_3.pth'))
@@ -85,8 +93,9 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_
     for key, value in full['state_dict'].items():
         assert torch.allclose(value.float(), resumed['state_dict'][key].float(), atol=1e-6), key
     mokd_full, mokd_resumed = full['optimizer']['mokd'], resumed['optimizer']['mokd']
-    assert torch.allclose(mokd_full['balancer_state']['logits'],
-                          mokd_resumed['balancer_state']['logits'])
+    assert torch.allclose(
+        mokd_full['balancer_state']['logits'], mokd_resumed['balancer_state']['logits']
+    )
     # The per-iteration log: same losses and weights for iterations 4-6.
     tail_full = {r['iter']: r for r in _scalars(tmp_path / 'full') if r['iter'] > 3}
     tail_resumed = {r['iter']: r for r in _scalars(tmp_path / 'resumed')}
@@ -102,6 +111,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_
         conflict_steps = [r['step'] for r in map(json.loads, f) if 'mokd/conflict' in r]
     assert conflict_steps == [1, 3, 5]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = glob.glob(str(tmp_path / 'full' / '*' / 'vis_data' / 'events.out.tfevents.*'))
     accumulator = EventAccumulator(events[0])
     accumulator.Reload()
@@ -114,8 +124,18 @@ def test_export_student_and_evaluate_with_its_own_config(tmp_path, shapes_root, 
     config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=3)
     _train(config, tmp_path / 'run')
     ckpt = str(tmp_path / 'run' / 'iter_3.pth')
-    out = _run([PYTHON, 'tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'eval'),
-                '--out', str(tmp_path / 'preds.pkl')])
+    out = _run(
+        [
+            PYTHON,
+            'tools/test.py',
+            config,
+            ckpt,
+            '--work-dir',
+            str(tmp_path / 'eval'),
+            '--out',
+            str(tmp_path / 'preds.pkl'),
+        ]
+    )
     distiller_acc = float(out.split('accuracy/top1: ')[1].split()[0])
     assert osp.getsize(tmp_path / 'preds.pkl') > 0
 
@@ -124,10 +144,20 @@ def test_export_student_and_evaluate_with_its_own_config(tmp_path, shapes_root, 
     state = torch.load(exported, weights_only=True)  # plain tensors only
     assert 'backbone.conv1.weight' in state['state_dict']
     student_cfg = tmp_path / 'student.py'
-    student_cfg.write_text(f'_base_ = [{STUDENT_CFG!r}]\n'
-                           f'test_dataloader = dict(dataset=dict(data_root={shapes_root!r}))\n')
-    out = _run([PYTHON, 'tools/test.py', str(student_cfg), exported,
-                '--work-dir', str(tmp_path / 'eval_student')])
+    student_cfg.write_text(
+        f'_base_ = [{STUDENT_CFG!r}]\n'
+        f'test_dataloader = dict(dataset=dict(data_root={shapes_root!r}))\n'
+    )
+    out = _run(
+        [
+            PYTHON,
+            'tools/test.py',
+            str(student_cfg),
+            exported,
+            '--work-dir',
+            str(tmp_path / 'eval_student'),
+        ]
+    )
     assert float(out.split('accuracy/top1: ')[1].split()[0]) == distiller_acc
 
 
@@ -138,21 +168,28 @@ def _free_port():
 
 
 @pytest.mark.parametrize('balancer', ['MoKDAmortized', 'MoKDExact', 'RandomLossWeighting'])
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, shapes_root, teacher_ckpt,
-                                                    balancer):
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, shapes_root, teacher_ckpt, balancer):
     """DDP's reducer (a loss rule), per-objective gradients averaged once
     (a gradient rule), a random rule: both ranks end with the same student,
     connectors and balancer state."""
     (tmp_path / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
-    extra = ("custom_imports = dict(imports=['mokd_mm', 'rank_dump_hook'], "
-             "allow_failed_imports=False)\n"
-             "custom_hooks = [dict(type='DumpRankStateHook')]\n"
-             f"optim_wrapper = dict(balancer=dict(_delete_=True, type={balancer!r}))\n")
+    extra = (
+        "custom_imports = dict(imports=['mokd_mm', 'rank_dump_hook'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='DumpRankStateHook')]\n"
+        f'optim_wrapper = dict(balancer=dict(_delete_=True, type={balancer!r}))\n'
+    )
     config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=3, extra=extra)
     work_dir = tmp_path / 'dist'
-    _run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir)],
-         env=dict(PYTHON=PYTHON, PORT=str(_free_port()),
-                  PYTHONPATH=f'{REPO}:{tmp_path}', OMP_NUM_THREADS='1'))
+    _run(
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir)],
+        env=dict(
+            PYTHON=PYTHON,
+            PORT=str(_free_port()),
+            PYTHONPATH=f'{REPO}:{tmp_path}',
+            OMP_NUM_THREADS='1',
+        ),
+    )
     rank0 = torch.load(work_dir / 'rank0.pth')
     rank1 = torch.load(work_dir / 'rank1.pth')
     for key, value in rank0['model'].items():

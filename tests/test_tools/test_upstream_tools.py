@@ -2,6 +2,7 @@
 their wheels (``<package>/.mim/tools``), train and test the MoKD example
 configs that inherit their packages' configs; the exported student
 evaluates with its own config to the same metric."""
+
 import importlib.util
 import json
 import os
@@ -10,10 +11,9 @@ import pickle
 import subprocess
 import sys
 
-import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 from mokd_mm.datasets import make_shape_detection
 from tests.conftest import REPO
@@ -30,8 +30,14 @@ def _tool(package, name):
 
 
 def _run(args, cwd):
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=900, env={**os.environ, 'PYTHONPATH': REPO})
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, 'PYTHONPATH': REPO},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     return output
@@ -61,8 +67,12 @@ def test_mmdet_tools_train_test_and_evaluate_the_export(tmp_path):
     shapes = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/shapes_coco.py'))
     mmdet_root = osp.dirname(importlib.util.find_spec('mmdet').origin)
     r50 = osp.join(mmdet_root, '.mim/configs/retinanet/retinanet_r50_fpn_1x_coco.py')
-    teacher = _random_checkpoint(r50, 'mmdet', tmp_path / 'r50.pth', **{
-        'bbox_head.num_classes': 4, 'backbone.init_cfg': None})
+    teacher = _random_checkpoint(
+        r50,
+        'mmdet',
+        tmp_path / 'r50.pth',
+        **{'bbox_head.num_classes': 4, 'backbone.init_cfg': None},
+    )
     loaders = {}
     for split in ('train', 'val'):
         loader = shapes[f'{split}_dataloader'].to_dict()
@@ -70,7 +80,7 @@ def test_mmdet_tools_train_test_and_evaluate_the_export(tmp_path):
         loader.update(batch_size=2, persistent_workers=False)
         loader['dataset']['_delete_'] = True
         loaders[split] = loader
-    common = f'''
+    common = f"""
 train_dataloader = {loaders['train']!r}
 val_dataloader = {loaders['val']!r}
 test_dataloader = val_dataloader
@@ -81,9 +91,9 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2, val_inte
 param_scheduler = []
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2), logger=dict(interval=1))
 log_processor = dict(by_epoch=False)
-'''
+"""
     distiller = tmp_path / 'distill.py'
-    distiller.write_text(f'''_base_ = [{RETINANET!r}]
+    distiller.write_text(f"""_base_ = [{RETINANET!r}]
 model = dict(
     student=dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4),
                  test_cfg=dict(score_thr=0.0)),
@@ -91,12 +101,12 @@ model = dict(
                  bbox_head=dict(num_classes=4)),
     teacher_ckpt={teacher!r})
 optim_wrapper = dict(clip_grad=dict(max_norm=10))
-{common}''')
+{common}""")
     student = tmp_path / 'student.py'
-    student.write_text(f'''_base_ = ['mmdet::retinanet/retinanet_r18_fpn_1x_coco.py']
+    student.write_text(f"""_base_ = ['mmdet::retinanet/retinanet_r18_fpn_1x_coco.py']
 model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4),
              test_cfg=dict(score_thr=0.0))
-{common}''')
+{common}""")
     work = tmp_path / 'work'
     out = _run([_tool('mmdet', 'train.py'), str(distiller), '--work-dir', str(work)], tmp_path)
     assert 'mokd/pi_distill' in out
@@ -104,12 +114,32 @@ model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4),
     ckpt = str(work / 'iter_2.pth')
     # Testing needs no teacher file (only the student is evaluated).
     os.remove(teacher)
-    _run([_tool('mmdet', 'test.py'), str(distiller), ckpt, '--work-dir', str(tmp_path / 'e1'),
-          '--out', str(tmp_path / 'distiller.pkl')], tmp_path)
+    _run(
+        [
+            _tool('mmdet', 'test.py'),
+            str(distiller),
+            ckpt,
+            '--work-dir',
+            str(tmp_path / 'e1'),
+            '--out',
+            str(tmp_path / 'distiller.pkl'),
+        ],
+        tmp_path,
+    )
     exported = str(tmp_path / 'student.pth')
     _run([osp.join(REPO, 'tools/export_student.py'), ckpt, exported], tmp_path)
-    _run([_tool('mmdet', 'test.py'), str(student), exported, '--work-dir', str(tmp_path / 'e2'),
-          '--out', str(tmp_path / 'student.pkl')], tmp_path)
+    _run(
+        [
+            _tool('mmdet', 'test.py'),
+            str(student),
+            exported,
+            '--work-dir',
+            str(tmp_path / 'e2'),
+            '--out',
+            str(tmp_path / 'student.pkl'),
+        ],
+        tmp_path,
+    )
     metrics = _metrics(tmp_path / 'e1')
     assert 'coco/bbox_mAP' in metrics and metrics == _metrics(tmp_path / 'e2')
     # The same predictions, box for box.
@@ -124,17 +154,25 @@ model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4),
 def test_mmpretrain_tools_with_amp(tmp_path, shapes_root):
     mmpretrain_root = osp.dirname(importlib.util.find_spec('mmpretrain').origin)
     r50 = osp.join(mmpretrain_root, '.mim/configs/resnet/resnet50_8xb32_in1k.py')
-    teacher = _random_checkpoint(r50, 'mmpretrain', tmp_path / 'r50.pth',
-                                 **{'head.num_classes': 4})
+    teacher = _random_checkpoint(r50, 'mmpretrain', tmp_path / 'r50.pth', **{'head.num_classes': 4})
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
     def loader(split):
-        return dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(
-            _delete_=True, type='CustomDataset', data_root=shapes_root, data_prefix=split,
-            pipeline=pipeline))
+        return dict(
+            batch_size=4,
+            num_workers=0,
+            persistent_workers=False,
+            dataset=dict(
+                _delete_=True,
+                type='CustomDataset',
+                data_root=shapes_root,
+                data_prefix=split,
+                pipeline=pipeline,
+            ),
+        )
 
     config = tmp_path / 'distill.py'
-    config.write_text(f'''_base_ = [{RESNET!r}]
+    config.write_text(f"""_base_ = [{RESNET!r}]
 model = dict(student=dict(head=dict(num_classes=4)),
              teacher=dict(_delete_=True, config='mmpretrain::resnet/resnet50_8xb32_in1k.py',
                           head=dict(num_classes=4)),
@@ -149,14 +187,23 @@ train_cfg = dict(_delete_=True, by_epoch=False, max_iters=2, val_interval=2)
 param_scheduler = []
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=2), logger=dict(interval=1))
 log_processor = dict(by_epoch=False)
-''')
+""")
     work = tmp_path / 'work'
-    out = _run([_tool('mmpretrain', 'train.py'), str(config), '--work-dir', str(work), '--amp'],
-               tmp_path)
+    out = _run(
+        [_tool('mmpretrain', 'train.py'), str(config), '--work-dir', str(work), '--amp'], tmp_path
+    )
     assert "--amp: MoKDOptimWrapper with dtype='float16'" in out
     assert 'Detected call of `scheduler.step()`' not in out
     ckpt = torch.load(work / 'iter_2.pth', weights_only=False)
     assert ckpt['optimizer']['mokd']['loss_scaler'] is not None  # float16 loss scaling
-    _run([_tool('mmpretrain', 'test.py'), str(config), str(work / 'iter_2.pth'), '--work-dir',
-          str(tmp_path / 'eval')], tmp_path)
+    _run(
+        [
+            _tool('mmpretrain', 'test.py'),
+            str(config),
+            str(work / 'iter_2.pth'),
+            '--work-dir',
+            str(tmp_path / 'eval'),
+        ],
+        tmp_path,
+    )
     assert 'accuracy/top1' in _metrics(tmp_path / 'eval')

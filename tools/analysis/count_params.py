@@ -3,10 +3,11 @@ student, the teacher and the connectors separately).
 
 Usage: python tools/analysis/count_params.py CONFIG [CONFIG ...]
 """
+
 import argparse
 
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 
 def millions(module) -> float:
@@ -25,9 +26,11 @@ def main():
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
             model = MODELS.build(model_cfg)
         if hasattr(model, 'teacher'):
-            print(f'{path}: student {millions(model.student):.2f}M, teacher '
-                  f'{millions(model.teacher):.2f}M, connectors '
-                  f'{millions(model.distill_losses):.2f}M')
+            print(
+                f'{path}: student {millions(model.student):.2f}M, teacher '
+                f'{millions(model.teacher):.2f}M, connectors '
+                f'{millions(model.distill_losses):.2f}M'
+            )
         else:
             print(f'{path}: {millions(model):.2f}M')
 

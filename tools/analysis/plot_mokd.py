@@ -12,13 +12,13 @@ Writes into OUT_DIR (default: beside the log):
 Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
            [--compare NAME=WORK_DIR ...]
 """
+
 import argparse
 import json
 import os
 import os.path as osp
-from typing import Sequence, Tuple
-
 import sys
+from typing import Sequence, Tuple
 
 import matplotlib
 
@@ -72,18 +72,36 @@ def plot(log: str, out_dir: str, compare: Sequence[Tuple[str, str]] = ()):
     pis = sorted(k for k in series if k.startswith('mokd/pi_'))
     if not pis:
         raise KeyError(f'{log} has no mokd/pi_* scalars: not a MoKDOptimWrapper run')
-    written.append(_plot(osp.join(out_dir, 'mokd_pi.png'), 'MoKD weights',
-                         [(k[len('mokd/pi_'):], series[k]) for k in pis], 'pi'))
+    written.append(
+        _plot(
+            osp.join(out_dir, 'mokd_pi.png'),
+            'MoKD weights',
+            [(k[len('mokd/pi_') :], series[k]) for k in pis],
+            'pi',
+        )
+    )
     if 'mokd/conflict' in series:
-        written.append(_plot(
-            osp.join(out_dir, 'mokd_conflict.png'), 'Gradient conflict',
-            [('<g_distill, g_task>', series['mokd/conflict']),
-             ('cosine', series['mokd/conflict_cos'])], 'score'))
+        written.append(
+            _plot(
+                osp.join(out_dir, 'mokd_conflict.png'),
+                'Gradient conflict',
+                [
+                    ('<g_distill, g_task>', series['mokd/conflict']),
+                    ('cosine', series['mokd/conflict_cos']),
+                ],
+                'score',
+            )
+        )
     if 'mokd/dominance' in series:
-        written.append(_plot(
-            osp.join(out_dir, 'mokd_dominance.png'), 'Gradient dominance',
-            [('|g_distill| / |g_task|', series['mokd/dominance'])], 'ratio',
-            log_scale=True))
+        written.append(
+            _plot(
+                osp.join(out_dir, 'mokd_dominance.png'),
+                'Gradient dominance',
+                [('|g_distill| / |g_task|', series['mokd/dominance'])],
+                'ratio',
+                log_scale=True,
+            )
+        )
     metric = next((m for m in VAL_METRICS if len(series.get(m, [])) > 1), None)
     if metric is not None:
         curves = [('MoKD', series[metric])]
@@ -92,17 +110,21 @@ def plot(log: str, out_dir: str, compare: Sequence[Tuple[str, str]] = ()):
             if not points:
                 raise KeyError(f'{other} (--compare {name}) has no {metric!r} scalars')
             curves.append((name, points))
-        written.append(_plot(osp.join(out_dir, 'mokd_val.png'), 'Validation',
-                             curves, metric))
+        written.append(_plot(osp.join(out_dir, 'mokd_val.png'), 'Validation', curves, metric))
     return written
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('path', help='a work dir or a scalars.json')
-    parser.add_argument('--out-dir', help='defaults to the log\'s directory')
-    parser.add_argument('--compare', nargs='+', default=[], metavar='NAME=WORK_DIR',
-                        help='runs whose validation curves to draw beside MoKD\'s')
+    parser.add_argument('--out-dir', help="defaults to the log's directory")
+    parser.add_argument(
+        '--compare',
+        nargs='+',
+        default=[],
+        metavar='NAME=WORK_DIR',
+        help="runs whose validation curves to draw beside MoKD's",
+    )
     args = parser.parse_args()
     compare = []
     for item in args.compare:

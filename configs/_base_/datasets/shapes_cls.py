@@ -3,7 +3,8 @@
 dataset_type = 'CustomDataset'
 data_root = 'data/shapes_cls'
 data_preprocessor = dict(
-    num_classes=4, mean=[127.5, 127.5, 127.5], std=[64.0, 64.0, 64.0], to_rgb=True)
+    num_classes=4, mean=[127.5, 127.5, 127.5], std=[64.0, 64.0, 64.0], to_rgb=True
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -17,15 +18,15 @@ train_dataloader = dict(
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type, data_root=data_root, data_prefix='train',
-        pipeline=train_pipeline))
+        type=dataset_type, data_root=data_root, data_prefix='train', pipeline=train_pipeline
+    ),
+)
 val_dataloader = dict(
     batch_size=50,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type, data_root=data_root, data_prefix='val',
-        pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val', pipeline=test_pipeline),
+)
+val_evaluator = dict(type='Accuracy', topk=(1,))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

@@ -9,7 +9,8 @@ dataset_type = 'CocoDataset'
 data_root = 'data/shapes_coco/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'cross'),
-    palette=[(220, 20, 60), (0, 130, 230), (60, 180, 75), (255, 160, 0)])
+    palette=[(220, 20, 60), (0, 130, 230), (60, 180, 75), (255, 160, 0)],
+)
 backend_args = None
 
 train_pipeline = [
@@ -17,7 +18,7 @@ train_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(192, 192), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
@@ -25,8 +26,8 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(
         type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'),
+    ),
 ]
 
 train_dataloader = dict(
@@ -43,7 +44,9 @@ train_dataloader = dict(
         # About 5% of the images are clutter only: keep them as negatives.
         filter_cfg=dict(filter_empty_gt=False),
         pipeline=train_pipeline,
-        backend_args=backend_args))
+        backend_args=backend_args,
+    ),
+)
 val_dataloader = dict(
     batch_size=8,
     num_workers=0,
@@ -57,7 +60,9 @@ val_dataloader = dict(
         data_prefix=dict(img='val/'),
         test_mode=True,
         pipeline=test_pipeline,
-        backend_args=backend_args))
+        backend_args=backend_args,
+    ),
+)
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
@@ -65,5 +70,6 @@ val_evaluator = dict(
     ann_file=data_root + 'annotations/instances_val.json',
     metric='bbox',
     format_only=False,
-    backend_args=backend_args)
+    backend_args=backend_args,
+)
 test_evaluator = val_evaluator

@@ -11,16 +11,14 @@ _base_ = [
 
 train_dataloader = dict(batch_size=64, num_workers=4, persistent_workers=True)
 val_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True,
-    dataset=dict(data_root='data/cifar100'))
+    batch_size=64, num_workers=4, persistent_workers=True, dataset=dict(data_root='data/cifar100')
+)
 test_dataloader = val_dataloader
 val_evaluator = dict(topk=(1, 5))
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
-param_scheduler = dict(
-    type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
+param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
@@ -29,5 +27,5 @@ auto_scale_lr = dict(base_batch_size=64)
 
 default_hooks = dict(
     logger=dict(interval=100),
-    checkpoint=dict(
-        interval=10, max_keep_ckpts=3, save_best='accuracy/top1', rule='greater'))
+    checkpoint=dict(interval=10, max_keep_ckpts=3, save_best='accuracy/top1', rule='greater'),
+)

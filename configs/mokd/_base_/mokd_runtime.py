@@ -12,7 +12,8 @@ mokd_imports = dict(imports=['mokd_mm'], allow_failed_imports=False)
 mokd_optim_wrapper = dict(
     type='MoKDOptimWrapper',
     constructor='MoKDOptimWrapperConstructor',
-    balancer=dict(type='MoKDAmortized'))
+    balancer=dict(type='MoKDAmortized'),
+)
 # DDP whose training step is the distiller's own (tools/dist_train.sh).
 mokd_model_wrapper = dict(type='MoKDDistributedDataParallel')
 # New checkpoint first, then last_checkpoint, then outdated ones removed.

@@ -9,6 +9,7 @@ _base_ = ['./_base_/cifar100_kd.py']
 model = dict(
     student='{{fileDirname}}/../../cifar100/shufflenetv1_cifar100.py',
     teacher='{{fileDirname}}/../../cifar100/resnet32x4_cifar100.py',
-    teacher_ckpt='work_dirs/resnet32x4_cifar100/epoch_240.pth')
+    teacher_ckpt='work_dirs/resnet32x4_cifar100/epoch_240.pth',
+)
 # The student's own recipe (configs/cifar100/shufflenetv1_cifar100.py).
 optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -9,4 +9,5 @@ _base_ = ['./_base_/cifar100_mokd.py']
 model = dict(
     student='{{fileDirname}}/../../cifar100/resnet20_cifar100.py',
     teacher='{{fileDirname}}/../../cifar100/resnet56_cifar100.py',
-    teacher_ckpt='work_dirs/resnet56_cifar100/epoch_240.pth')
+    teacher_ckpt='work_dirs/resnet56_cifar100/epoch_240.pth',
+)

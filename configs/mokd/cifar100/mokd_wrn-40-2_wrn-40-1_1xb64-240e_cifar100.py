@@ -9,4 +9,5 @@ _base_ = ['./_base_/cifar100_mokd.py']
 model = dict(
     student='{{fileDirname}}/../../cifar100/wrn-40-1_cifar100.py',
     teacher='{{fileDirname}}/../../cifar100/wrn-40-2_cifar100.py',
-    teacher_ckpt='work_dirs/wrn-40-2_cifar100/epoch_240.pth')
+    teacher_ckpt='work_dirs/wrn-40-2_cifar100/epoch_240.pth',
+)

@@ -1,5 +1,4 @@
 # DeiT's hard-label distillation: DeiT-S (distillation token) <- RegNetY-160,
 # 300 epochs on ImageNet-1k, 4 GPUs x 256. Table 2, row "DeiT-S (KD)" (81.2 top-1, 22M).
 _base_ = ['./_base_/regnety160_deit_deit-kd_in1k.py']
-model = dict(
-    student=dict(backbone=dict(arch='deit-small'), head=dict(in_channels=384)))
+model = dict(student=dict(backbone=dict(arch='deit-small'), head=dict(in_channels=384)))

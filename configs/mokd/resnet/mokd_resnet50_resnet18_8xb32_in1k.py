@@ -18,14 +18,21 @@ model = dict(
     distill_losses=dict(
         loss_kl=dict(type='KLDivergenceLoss', student='logits', teacher='logits'),
         loss_feat=dict(
-            type='StandardizedFeatureLoss', student='feat', teacher='feat',
-            connector=dict(type='IndefiniteSubspaceConnector'))),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+            type='StandardizedFeatureLoss',
+            student='feat',
+            teacher='feat',
+            connector=dict(type='IndefiniteSubspaceConnector'),
+        ),
+    ),
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)
 
 optim_wrapper = dict(
-    type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
+    type='MoKDOptimWrapper',
+    constructor='MoKDOptimWrapperConstructor',
     # A different optimizer than the inherited SGD: _delete_ drops its keys.
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05),
-    balancer=dict(type='MoKDAmortized'))
+    balancer=dict(type='MoKDAmortized'),
+)
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

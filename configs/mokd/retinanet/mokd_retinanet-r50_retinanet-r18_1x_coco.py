@@ -21,14 +21,20 @@ model = dict(
     teacher_taps=fpn_taps,
     distill_losses=dict(
         loss_fpn=dict(
-            type='StandardizedFeatureLoss', student=fpn_levels, teacher=fpn_levels,
-            connector=dict(type='IndefiniteSubspaceConnector', student_dim=256,
-                           teacher_dim=256))),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+            type='StandardizedFeatureLoss',
+            student=fpn_levels,
+            teacher=fpn_levels,
+            connector=dict(type='IndefiniteSubspaceConnector', student_dim=256, teacher_dim=256),
+        )
+    ),
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)
 
 # The student's SGD recipe stays; the wrapper balances the two objectives.
 optim_wrapper = dict(
-    type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
-    balancer=dict(type='MoKDAmortized'))
+    type='MoKDOptimWrapper',
+    constructor='MoKDOptimWrapperConstructor',
+    balancer=dict(type='MoKDAmortized'),
+)
 model_wrapper_cfg = dict(type='MoKDDistributedDataParallel')
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

@@ -1,3 +1,3 @@
-# ViDT's token matching, fixed weights: ViDT-nano student, ViDT-base teacher, 50 epochs on COCO
-# (Tables 1, 3, 4).
+# ViDT's token matching, fixed weights: ViDT-nano student, ViDT-base teacher,
+# 50 epochs on COCO (Tables 1, 3, 4).
 _base_ = ['./_base_/vidt_token-matching.py']

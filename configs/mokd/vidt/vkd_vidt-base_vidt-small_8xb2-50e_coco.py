@@ -1,5 +1,4 @@
-# VkD's orthogonal projectors, fixed weights: ViDT-small student, ViDT-base teacher, 50 epochs on COCO
-# (Table 1).
+# VkD's orthogonal projectors, fixed weights: ViDT-small student, ViDT-base teacher,
+# 50 epochs on COCO (Table 1).
 _base_ = ['./_base_/vidt_vkd.py']
-model = dict(
-    student=dict(backbone=dict(arch='small')))
+model = dict(student=dict(backbone=dict(arch='small')))

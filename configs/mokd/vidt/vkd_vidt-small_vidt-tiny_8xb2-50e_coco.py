@@ -1,7 +1,8 @@
-# VkD's orthogonal projectors, fixed weights: ViDT-tiny student, ViDT-small teacher, 50 epochs on COCO
-# (Table 4).
+# VkD's orthogonal projectors, fixed weights: ViDT-tiny student, ViDT-small teacher,
+# 50 epochs on COCO (Table 4).
 _base_ = ['./_base_/vidt_vkd.py']
 model = dict(
     student=dict(backbone=dict(arch='tiny')),
     teacher='{{fileDirname}}/../../vidt/vidt_swin-small_8xb2-50e_coco.py',
-    teacher_ckpt='checkpoints/vidt_swin-small_coco.pth')
+    teacher_ckpt='checkpoints/vidt_swin-small_coco.pth',
+)

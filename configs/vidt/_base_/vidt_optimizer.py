@@ -5,9 +5,8 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2),
     paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        bias_decay_mult=0.,
-        custom_keys={
-            'det_tokens': dict(decay_mult=0.),
-            'det_pos_embed': dict(decay_mult=0.)
-        }))
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={'det_tokens': dict(decay_mult=0.0), 'det_pos_embed': dict(decay_mult=0.0)},
+    ),
+)

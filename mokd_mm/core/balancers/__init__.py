@@ -11,19 +11,52 @@ Rules that need the per-objective gradients (one backward pass per
 objective): :class:`MoKDExact` (Theorem 3.1), :class:`MGDA`,
 :class:`PCGrad`, :class:`CAGrad`, :class:`GradDrop` and :class:`IMTLG`.
 """
+
 from .base import Balancer, NonFiniteObjectiveError, build_optimizer, scatter_to_grads
-from .gradient_surgery import CAGrad, GradDrop, IMTLG, MGDA, PCGrad
-from .loss_weighting import (DynamicWeightAverage, FixedWeights, RandomLossWeighting,
-                             ScaleInvariant, UncertaintyWeighting)
+from .gradient_surgery import IMTLG, MGDA, CAGrad, GradDrop, PCGrad
+from .loss_weighting import (
+    DynamicWeightAverage,
+    FixedWeights,
+    RandomLossWeighting,
+    ScaleInvariant,
+    UncertaintyWeighting,
+)
 from .min_norm import frank_wolfe_min_norm_weights, min_norm_weights
 from .mokd import MoKDAmortized, MoKDExact
 
-RULES = (MoKDAmortized, MoKDExact, FixedWeights, ScaleInvariant, UncertaintyWeighting,
-         DynamicWeightAverage, RandomLossWeighting, MGDA, PCGrad, CAGrad, GradDrop, IMTLG)
+RULES = (
+    MoKDAmortized,
+    MoKDExact,
+    FixedWeights,
+    ScaleInvariant,
+    UncertaintyWeighting,
+    DynamicWeightAverage,
+    RandomLossWeighting,
+    MGDA,
+    PCGrad,
+    CAGrad,
+    GradDrop,
+    IMTLG,
+)
 
 __all__ = [
-    'Balancer', 'NonFiniteObjectiveError', 'build_optimizer', 'scatter_to_grads',
-    'MoKDAmortized', 'MoKDExact', 'FixedWeights', 'ScaleInvariant', 'UncertaintyWeighting',
-    'DynamicWeightAverage', 'RandomLossWeighting', 'MGDA', 'PCGrad', 'CAGrad', 'GradDrop',
-    'IMTLG', 'min_norm_weights', 'frank_wolfe_min_norm_weights', 'RULES'
+    'Balancer',
+    'NonFiniteObjectiveError',
+    'build_optimizer',
+    'scatter_to_grads',
+    'MoKDAmortized',
+    'MoKDExact',
+    'FixedWeights',
+    'ScaleInvariant',
+    'UncertaintyWeighting',
+    'DynamicWeightAverage',
+    'RandomLossWeighting',
+    'MGDA',
+    'PCGrad',
+    'CAGrad',
+    'GradDrop',
+    'IMTLG',
+    'min_norm_weights',
+    'frank_wolfe_min_norm_weights',
+    'RULES',
 ]

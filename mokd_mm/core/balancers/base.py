@@ -16,6 +16,7 @@ the model. It declares what it needs from the step:
 ``mokd_mm.engine.MoKDOptimWrapper`` calls the same method with hooks for
 mixed precision and distributed training.
 """
+
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -50,7 +51,7 @@ def scatter_to_grads(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None
     offset = 0
     for p in params:
         n = p.numel()
-        g = flat[offset:offset + n].view_as(p).to(p.dtype)
+        g = flat[offset : offset + n].view_as(p).to(p.dtype)
         p.grad = g.clone() if p.grad is None else p.grad + g
         offset += n
     if offset != flat.numel():
@@ -77,10 +78,9 @@ class Balancer:
 
     needs_gradients = False
 
-    def __init__(self,
-                 num_objectives: int,
-                 names: Optional[Sequence[str]] = None,
-                 warn_interval: int = 100):
+    def __init__(
+        self, num_objectives: int, names: Optional[Sequence[str]] = None, warn_interval: int = 100
+    ):
         if num_objectives < 2:
             raise ValueError(f'a balancer needs >= 2 objectives, got {num_objectives}')
         names = [str(i) for i in range(num_objectives)] if names is None else list(names)
@@ -107,8 +107,9 @@ class Balancer:
             losses (Tensor): the objectives' values, shape (K,), detached.
         """
         if self.needs_gradients:
-            raise TypeError(f'{type(self).__name__} needs the per-objective gradients: '
-                            'call combine_gradients')
+            raise TypeError(
+                f'{type(self).__name__} needs the per-objective gradients: call combine_gradients'
+            )
         self._check(losses)
         weights = self._loss_weights(losses)
         self.applied = weights.detach()
@@ -128,8 +129,9 @@ class Balancer:
             raise TypeError(f'{type(self).__name__} weighs the losses: call loss_weights')
         self._check(losses)
         if grads.dim() != 2 or grads.shape[0] != self.num_objectives:
-            raise ValueError(f'grads must have shape ({self.num_objectives}, P), got '
-                             f'{tuple(grads.shape)}')
+            raise ValueError(
+                f'grads must have shape ({self.num_objectives}, P), got {tuple(grads.shape)}'
+            )
         direction, weights = self._combine_gradients(grads, losses)
         self.applied = None if weights is None else weights.detach()
         return direction
@@ -169,12 +171,14 @@ class Balancer:
         raise NotImplementedError
 
     # ---------------------------------------------------------- the backward
-    def backward(self,
-                 losses: torch.Tensor,
-                 params: Optional[Sequence[torch.Tensor]] = None,
-                 *,
-                 reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 scale: Optional[float] = None) -> torch.Tensor:
+    def backward(
+        self,
+        losses: torch.Tensor,
+        params: Optional[Sequence[torch.Tensor]] = None,
+        *,
+        reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        scale: Optional[float] = None,
+    ) -> torch.Tensor:
         """One balanced backward pass: the update is added to ``.grad``.
 
         Args:
@@ -201,8 +205,9 @@ class Balancer:
             (combined if scale is None else combined * scale).backward()
             return values
         if params is None:
-            raise ValueError(f'{type(self).__name__} needs the parameters to take '
-                             'per-objective gradients')
+            raise ValueError(
+                f'{type(self).__name__} needs the parameters to take per-objective gradients'
+            )
         params = list(params)
         scaled = losses if scale is None else losses * scale
         grads = torch.stack(objective_gradients(list(scaled), params, retain_graph=False))
@@ -216,17 +221,20 @@ class Balancer:
 
     # --------------------------------------------------------------- helpers
     def _check(self, losses: torch.Tensor) -> None:
-        if losses.shape != (self.num_objectives, ):
-            raise ValueError(f'expected {self.num_objectives} objectives, got shape '
-                             f'{tuple(losses.shape)}')
+        if losses.shape != (self.num_objectives,):
+            raise ValueError(
+                f'expected {self.num_objectives} objectives, got shape {tuple(losses.shape)}'
+            )
         bad = ~torch.isfinite(losses)
         if bool(bad.any()):
-            which = ', '.join(f'{self.names[i]}={losses[i].item()}'
-                              for i in torch.nonzero(bad).flatten().tolist())
+            which = ', '.join(
+                f'{self.names[i]}={losses[i].item()}' for i in torch.nonzero(bad).flatten().tolist()
+            )
             raise NonFiniteObjectiveError(
                 f'non-finite objective(s): {which}. Training stops here instead of '
                 'continuing with NaN weights; lower the learning rate, enable gradient '
-                'clipping or check the inputs of these losses.')
+                'clipping or check the inputs of these losses.'
+            )
 
     def _warn_left_out(self, left_out: torch.Tensor, why: str) -> None:
         """Warn when objectives are left out of a step: at the first such
@@ -238,5 +246,7 @@ class Balancer:
             warnings.warn(
                 f'{type(self).__name__}: objective(s) {names} {why}, so they get weight 0 '
                 f'this step (step {self._left_out_steps + 1} with objectives left out; '
-                f'repeated every {self.warn_interval} such steps)', RuntimeWarning)
+                f'repeated every {self.warn_interval} such steps)',
+                RuntimeWarning,
+            )
         self._left_out_steps += 1

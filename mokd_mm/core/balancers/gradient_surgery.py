@@ -8,6 +8,7 @@ leaves open, the class says so. Unlike that collection, the rules act on
 all trainable parameters (no split into shared and task-specific ones: a
 distiller's connectors simply get zero rows from the task objective).
 """
+
 from typing import Optional
 
 import torch
@@ -40,18 +41,24 @@ class MGDA(Balancer):
 
     needs_gradients = True
 
-    def __init__(self, num_objectives: int, names=None, normalization: str = 'none',
-                 warn_interval: int = 100):
+    def __init__(
+        self, num_objectives: int, names=None, normalization: str = 'none', warn_interval: int = 100
+    ):
         super().__init__(num_objectives, names, warn_interval)
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got '
-                             f'{normalization!r}')
+            raise ValueError(
+                f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}'
+            )
         self.normalization = normalization
 
     def _combine_gradients(self, grads, losses):
         norms = torch.linalg.vector_norm(grads, dim=1)
-        divisor = {'none': torch.ones_like(norms), 'loss': losses.to(norms),
-                   'norm': norms, 'loss+': losses.to(norms) * norms}[self.normalization]
+        divisor = {
+            'none': torch.ones_like(norms),
+            'loss': losses.to(norms),
+            'norm': norms,
+            'loss+': losses.to(norms) * norms,
+        }[self.normalization]
         scaled = (grads / divisor[:, None]).double()
         weights = frank_wolfe_min_norm_weights(scaled @ scaled.T).to(grads)
         return weights @ grads, weights
@@ -72,8 +79,9 @@ class PCGrad(_Seeded, Balancer):
 
     needs_gradients = True
 
-    def __init__(self, num_objectives: int, names=None, seed: Optional[int] = None,
-                 warn_interval: int = 100):
+    def __init__(
+        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
+    ):
         super().__init__(num_objectives, names, warn_interval)
         self._init_generator(seed)
 
@@ -115,12 +123,17 @@ class CAGrad(Balancer):
 
     needs_gradients = True
 
-    def __init__(self, num_objectives: int, names=None, c: float = 0.4, rescale: int = 1,
-                 warn_interval: int = 100):
+    def __init__(
+        self,
+        num_objectives: int,
+        names=None,
+        c: float = 0.4,
+        rescale: int = 1,
+        warn_interval: int = 100,
+    ):
         super().__init__(num_objectives, names, warn_interval)
         if c < 0 or rescale not in (0, 1, 2):
-            raise ValueError(f'CAGrad needs c >= 0 and rescale in (0, 1, 2), got {c}, '
-                             f'{rescale}')
+            raise ValueError(f'CAGrad needs c >= 0 and rescale in (0, 1, 2), got {c}, {rescale}')
         self.c = c
         self.rescale = rescale
 
@@ -137,8 +150,12 @@ class CAGrad(Balancer):
         def dual(w):
             return float(w @ gram @ start + radius * np.sqrt(w @ gram @ w + 1e-8))
 
-        result = minimize(dual, start, bounds=[(0, 1)] * k,
-                          constraints={'type': 'eq', 'fun': lambda w: 1 - w.sum()})
+        result = minimize(
+            dual,
+            start,
+            bounds=[(0, 1)] * k,
+            constraints={'type': 'eq', 'fun': lambda w: 1 - w.sum()},
+        )
         w = torch.as_tensor(result.x, dtype=grads.dtype, device=grads.device)
         g_w_norm = torch.linalg.vector_norm(w @ grads)
         lam = radius / (g_w_norm + 1e-8)
@@ -161,8 +178,9 @@ class GradDrop(_Seeded, Balancer):
 
     needs_gradients = True
 
-    def __init__(self, num_objectives: int, names=None, seed: Optional[int] = None,
-                 warn_interval: int = 100):
+    def __init__(
+        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
+    ):
         super().__init__(num_objectives, names, warn_interval)
         self._init_generator(seed)
 

@@ -5,6 +5,7 @@ Each follows its publication; where FAMO's public collection of rules
 (Cranial-XIX/FAMO, ``methods/weight_methods.py``) fixes details the paper
 leaves open, the class says so.
 """
+
 import copy
 from typing import Dict, Mapping, Optional
 
@@ -12,8 +13,13 @@ import torch
 
 from .base import Balancer, build_optimizer
 
-__all__ = ['FixedWeights', 'ScaleInvariant', 'UncertaintyWeighting',
-           'DynamicWeightAverage', 'RandomLossWeighting']
+__all__ = [
+    'FixedWeights',
+    'ScaleInvariant',
+    'UncertaintyWeighting',
+    'DynamicWeightAverage',
+    'RandomLossWeighting',
+]
 
 
 class FixedWeights(Balancer):
@@ -32,12 +38,15 @@ class FixedWeights(Balancer):
             weights = [1.0] * num_objectives
         if isinstance(weights, Mapping):
             if set(weights) != set(self.names):
-                raise ValueError(f'FixedWeights needs weights for exactly the objectives '
-                                 f'{self.names}, got {dict(weights)}')
+                raise ValueError(
+                    f'FixedWeights needs weights for exactly the objectives '
+                    f'{self.names}, got {dict(weights)}'
+                )
             weights = [weights[n] for n in self.names]
         if len(weights) != num_objectives:
-            raise ValueError(f'FixedWeights got {len(weights)} weights for '
-                             f'{num_objectives} objectives')
+            raise ValueError(
+                f'FixedWeights got {len(weights)} weights for {num_objectives} objectives'
+            )
         self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
 
     def _loss_weights(self, losses):
@@ -52,8 +61,11 @@ class ScaleInvariant(Balancer):
     def _loss_weights(self, losses):
         positive = losses > 0
         self._warn_left_out(~positive, 'are not positive (no logarithm)')
-        return torch.where(positive, 1 / torch.where(positive, losses, torch.ones_like(losses)),
-                           torch.zeros_like(losses))
+        return torch.where(
+            positive,
+            1 / torch.where(positive, losses, torch.ones_like(losses)),
+            torch.zeros_like(losses),
+        )
 
 
 class UncertaintyWeighting(Balancer):
@@ -71,8 +83,13 @@ class UncertaintyWeighting(Balancer):
             ``dict(type='Adam', lr=0.025)``.
     """
 
-    def __init__(self, num_objectives: int, names=None,
-                 optimizer=dict(type='Adam', lr=0.025), warn_interval: int = 100):
+    def __init__(
+        self,
+        num_objectives: int,
+        names=None,
+        optimizer=dict(type='Adam', lr=0.025),
+        warn_interval: int = 100,
+    ):
         super().__init__(num_objectives, names, warn_interval)
         self.log_variances = torch.zeros(num_objectives, requires_grad=True)
         self.optimizer = build_optimizer(optimizer, [self.log_variances])
@@ -91,12 +108,15 @@ class UncertaintyWeighting(Balancer):
 
     def log_vars(self) -> Dict[str, float]:
         logs = super().log_vars()
-        logs.update({f'log_var_{n}': float(v) for n, v in zip(self.names, self.log_variances.detach())})
+        logs.update(
+            {f'log_var_{n}': float(v) for n, v in zip(self.names, self.log_variances.detach())}
+        )
         return logs
 
     def state_dict(self):
-        return dict(log_vars=self.log_variances.detach().clone(),
-                    optimizer=self.optimizer.state_dict())
+        return dict(
+            log_vars=self.log_variances.detach().clone(), optimizer=self.optimizer.state_dict()
+        )
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
@@ -121,12 +141,20 @@ class DynamicWeightAverage(Balancer):
         temperature (float): T. Defaults to 2 (MTAN's).
     """
 
-    def __init__(self, num_objectives: int, names=None, window: int = 25,
-                 temperature: float = 2.0, warn_interval: int = 100):
+    def __init__(
+        self,
+        num_objectives: int,
+        names=None,
+        window: int = 25,
+        temperature: float = 2.0,
+        warn_interval: int = 100,
+    ):
         super().__init__(num_objectives, names, warn_interval)
         if window < 1 or temperature <= 0:
-            raise ValueError(f'DynamicWeightAverage needs window >= 1 and temperature > 0, '
-                             f'got {window}, {temperature}')
+            raise ValueError(
+                f'DynamicWeightAverage needs window >= 1 and temperature > 0, '
+                f'got {window}, {temperature}'
+            )
         self.window = window
         self.temperature = temperature
         self.history = torch.ones(2 * window, num_objectives, dtype=torch.float64)
@@ -137,7 +165,7 @@ class DynamicWeightAverage(Balancer):
         self.history = history
         weights = torch.ones_like(losses)
         if self.seen > self.window:
-            ratio = history[self.window:].mean(0) / history[:self.window].mean(0)
+            ratio = history[self.window :].mean(0) / history[: self.window].mean(0)
             weights = self.num_objectives * torch.softmax(ratio / self.temperature, 0)
         self.seen += 1
         return weights
@@ -175,8 +203,9 @@ class RandomLossWeighting(_Seeded, Balancer):
             ``torch.initial_seed()`` (the run's seed).
     """
 
-    def __init__(self, num_objectives: int, names=None, seed: Optional[int] = None,
-                 warn_interval: int = 100):
+    def __init__(
+        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
+    ):
         super().__init__(num_objectives, names, warn_interval)
         self._init_generator(seed)
 

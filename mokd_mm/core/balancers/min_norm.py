@@ -11,6 +11,7 @@ matrix ``G = J^T J`` (K, K).
 Both work on a (K, K) matrix in float64 on the CPU: K is small, the solve is
 cheap and the gradients' dtype is kept for the (K, P) work around it.
 """
+
 import torch
 
 __all__ = ['min_norm_weights', 'frank_wolfe_min_norm_weights']
@@ -44,8 +45,7 @@ def _active_set_weights(gram: torch.Tensor) -> torch.Tensor:
     them, K is small) and the feasible solution of least norm kept."""
     k = gram.shape[0]
     if k > MAX_EXACT_OBJECTIVES:
-        raise ValueError(f'exact weights support up to {MAX_EXACT_OBJECTIVES} '
-                         f'objectives, got {k}')
+        raise ValueError(f'exact weights support up to {MAX_EXACT_OBJECTIVES} objectives, got {k}')
     best, best_value = None, float('inf')
     for mask in range(1, 2**k):
         idx = [i for i in range(k) if mask >> i & 1]
@@ -89,7 +89,7 @@ def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
     k = gram.shape[0]
     active = torch.diagonal(gram) > 0
     if not bool(active.any()):
-        return torch.full((k, ), 1.0 / k, dtype=torch.float64)
+        return torch.full((k,), 1.0 / k, dtype=torch.float64)
     idx = torch.nonzero(active).flatten()
     sub = gram[idx][:, idx]
     if len(idx) == 1:
@@ -144,9 +144,9 @@ def _next_point(current: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     return _project_to_simplex(tangent * step + current)
 
 
-def frank_wolfe_min_norm_weights(gram: torch.Tensor,
-                                 max_iter: int = 250,
-                                 tol: float = 1e-5) -> torch.Tensor:
+def frank_wolfe_min_norm_weights(
+    gram: torch.Tensor, max_iter: int = 250, tol: float = 1e-5
+) -> torch.Tensor:
     """MGDA's min-norm solver (Sener & Koltun, 2018).
 
     Starts from the best pair of gradients (closed form, the weight clipped
@@ -175,8 +175,11 @@ def frank_wolfe_min_norm_weights(gram: torch.Tensor,
         return sol
     for _ in range(max_iter):
         new_point = _next_point(sol, -(gram @ sol))
-        c, _ = _pair_min_norm(float(sol @ gram @ sol), float(sol @ gram @ new_point),
-                              float(new_point @ gram @ new_point))
+        c, _ = _pair_min_norm(
+            float(sol @ gram @ sol),
+            float(sol @ gram @ new_point),
+            float(new_point @ gram @ new_point),
+        )
         new_sol = c * sol + (1 - c) * new_point
         if float((new_sol - sol).abs().sum()) < tol:
             break

@@ -6,6 +6,7 @@
 * :class:`MoKDExact` -- Theorem 3.1: the min-norm combination of the
   gradients of ``log L_i`` (one backward pass per objective).
 """
+
 import copy
 from typing import Dict, Optional
 
@@ -23,7 +24,7 @@ def _lower_bounds(min_losses, k: int) -> torch.Tensor:
     bounds = torch.as_tensor(min_losses, dtype=torch.float64)
     if bounds.dim() == 0:
         bounds = bounds.expand(k).clone()
-    if bounds.shape != (k, ):
+    if bounds.shape != (k,):
         raise ValueError(f'min_losses must be a scalar or have {k} entries, got {min_losses}')
     return bounds
 
@@ -64,14 +65,16 @@ class MoKDAmortized(Balancer):
         warn_interval (int): see :class:`Balancer`.
     """
 
-    def __init__(self,
-                 num_objectives: int,
-                 names=None,
-                 update: str = 'same_batch',
-                 optimizer=dict(type='AdamW', lr=0.025, weight_decay=0.01),
-                 min_losses=0.0,
-                 eps: float = 1e-8,
-                 warn_interval: int = 100):
+    def __init__(
+        self,
+        num_objectives: int,
+        names=None,
+        update: str = 'same_batch',
+        optimizer=dict(type='AdamW', lr=0.025, weight_decay=0.01),
+        min_losses=0.0,
+        eps: float = 1e-8,
+        warn_interval: int = 100,
+    ):
         super().__init__(num_objectives, names, warn_interval)
         if update not in UPDATES:
             raise ValueError(f'update must be one of {UPDATES}, got {update!r}')
@@ -124,9 +127,11 @@ class MoKDAmortized(Balancer):
             self.pending = losses.detach().clone()
             return
         if after is None:
-            raise ValueError("MoKDAmortized(update='same_batch') needs the objectives "
-                             "re-evaluated after the step (update(losses, after)); "
-                             "or use update='next_batch'")
+            raise ValueError(
+                "MoKDAmortized(update='same_batch') needs the objectives "
+                're-evaluated after the step (update(losses, after)); '
+                "or use update='next_batch'"
+            )
         self._check(after)
         self._follow(losses)
         self._learn(losses, after)
@@ -138,13 +143,14 @@ class MoKDAmortized(Balancer):
         sb, sa = self._shifted(before), self._shifted(after)
         valid = (sb > 0) & (sa > 0)
         one = torch.ones_like(sb)
-        delta = (torch.log(torch.where(valid, sb, one) + self.eps)
-                 - torch.log(torch.where(valid, sa, one) + self.eps))
+        delta = torch.log(torch.where(valid, sb, one) + self.eps) - torch.log(
+            torch.where(valid, sa, one) + self.eps
+        )
         delta = torch.where(valid, delta, torch.zeros_like(delta))
         self.optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
             z = torch.softmax(self.logits, 0)
-            (grad, ) = torch.autograd.grad(z, self.logits, grad_outputs=delta)
+            (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=delta)
         self.logits.grad = grad
         self.optimizer.step()
         return delta
@@ -163,16 +169,20 @@ class MoKDAmortized(Balancer):
         return logs
 
     def state_dict(self) -> Dict:
-        return dict(logits=self.logits.detach().clone(),
-                    optimizer=self.optimizer.state_dict(),
-                    pending=self.pending)
+        return dict(
+            logits=self.logits.detach().clone(),
+            optimizer=self.optimizer.state_dict(),
+            pending=self.pending,
+        )
 
     def load_state_dict(self, state: Dict) -> None:
         super().load_state_dict(state)
         logits = state['logits']
         if logits.shape != self.logits.shape:
-            raise ValueError(f'the balancer state has {logits.numel()} objectives, this '
-                             f'run has {self.num_objectives}')
+            raise ValueError(
+                f'the balancer state has {logits.numel()} objectives, this '
+                f'run has {self.num_objectives}'
+            )
         self.logits.data = logits.detach().clone().to(self.logits.device)
         # A copy: the optimizer would otherwise share state tensors with ``state``.
         self.optimizer.load_state_dict(copy.deepcopy(state['optimizer']))
@@ -199,8 +209,7 @@ class MoKDExact(Balancer):
 
     needs_gradients = True
 
-    def __init__(self, num_objectives: int, names=None, min_losses=0.0,
-                 warn_interval: int = 100):
+    def __init__(self, num_objectives: int, names=None, min_losses=0.0, warn_interval: int = 100):
         super().__init__(num_objectives, names, warn_interval)
         self.min_losses = _lower_bounds(min_losses, num_objectives)
         self.pi: Optional[torch.Tensor] = None
@@ -216,8 +225,11 @@ class MoKDExact(Balancer):
             stacked = log_grads.double()
             pi[idx] = min_norm_weights(stacked @ stacked.T).to(pi)
         self.pi = pi
-        weights = torch.where(active, pi / torch.where(active, shifted, torch.ones_like(shifted)),
-                              torch.zeros_like(pi))
+        weights = torch.where(
+            active,
+            pi / torch.where(active, shifted, torch.ones_like(shifted)),
+            torch.zeros_like(pi),
+        )
         return weights.to(grads.dtype) @ grads, weights
 
     def log_vars(self) -> Dict[str, float]:

@@ -1,4 +1,5 @@
 """The stem-then-stages skeleton shared by the CIFAR backbones."""
+
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -12,8 +13,9 @@ CIFAR_INIT_CFG = [
 ]
 
 
-def resolve_out_indices(owner: str, out_indices: Union[int, Sequence[int]],
-                        num_stages: int) -> Tuple[int, ...]:
+def resolve_out_indices(
+    owner: str, out_indices: Union[int, Sequence[int]], num_stages: int
+) -> Tuple[int, ...]:
     """Turn ``out_indices`` into non-negative stage indices.
 
     Args:
@@ -29,13 +31,14 @@ def resolve_out_indices(owner: str, out_indices: Union[int, Sequence[int]],
         ValueError: If an index lies outside ``[-num_stages, num_stages)``.
     """
     if isinstance(out_indices, int):
-        out_indices = (out_indices, )
+        out_indices = (out_indices,)
     resolved = []
     for index in out_indices:
         if not -num_stages <= index < num_stages:
             raise ValueError(
                 f'{owner} has {num_stages} stages: out_indices must lie in '
-                f'[{-num_stages}, {num_stages - 1}], got {index}')
+                f'[{-num_stages}, {num_stages - 1}], got {index}'
+            )
         resolved.append(index % num_stages)
     return tuple(resolved)
 
@@ -54,13 +57,9 @@ class CifarBackbone(BaseBackbone):
         init_cfg (dict | list[dict], optional): Initialization config.
     """
 
-    def __init__(self,
-                 out_indices: Sequence[int],
-                 num_stages: int,
-                 init_cfg=None):
+    def __init__(self, out_indices: Sequence[int], num_stages: int, init_cfg=None):
         super().__init__(init_cfg)
-        self.out_indices = resolve_out_indices(
-            type(self).__name__, out_indices, num_stages)
+        self.out_indices = resolve_out_indices(type(self).__name__, out_indices, num_stages)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Run the stem and the stages.

@@ -1,4 +1,5 @@
 """MobileNet-V2 in the CIFAR form of the CRD / RepDistiller benchmark."""
+
 from typing import Sequence
 
 import torch
@@ -25,13 +26,13 @@ class ExpandedInvertedResidual(nn.Module):
         norm_cfg (dict): Normalization layer config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 expand_ratio: int, norm_cfg: dict):
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, expand_ratio: int, norm_cfg: dict
+    ):
         super().__init__()
         hidden_channels = in_channels * expand_ratio
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.expand = ConvModule(
-            in_channels, hidden_channels, kernel_size=1, norm_cfg=norm_cfg)
+        self.expand = ConvModule(in_channels, hidden_channels, kernel_size=1, norm_cfg=norm_cfg)
         self.depthwise = ConvModule(
             hidden_channels,
             hidden_channels,
@@ -39,13 +40,11 @@ class ExpandedInvertedResidual(nn.Module):
             stride=stride,
             padding=1,
             groups=hidden_channels,
-            norm_cfg=norm_cfg)
-        self.project = ConvModule(
-            hidden_channels,
-            out_channels,
-            kernel_size=1,
             norm_cfg=norm_cfg,
-            act_cfg=None)
+        )
+        self.project = ConvModule(
+            hidden_channels, out_channels, kernel_size=1, norm_cfg=norm_cfg, act_cfg=None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:
@@ -93,32 +92,35 @@ class CifarMobileNetV2(CifarBackbone):
     """
 
     # (output channels before widening, blocks, stride of the first block)
-    stage_settings = ((16, 1, 1), (24, 2, 1), (32, 3, 2), (64, 4, 2),
-                      (96, 3, 1), (160, 3, 2), (320, 1, 1))
+    stage_settings = (
+        (16, 1, 1),
+        (24, 2, 1),
+        (32, 3, 2),
+        (64, 4, 2),
+        (96, 3, 1),
+        (160, 3, 2),
+        (320, 1, 1),
+    )
 
-    def __init__(self,
-                 widen_factor: float = 0.5,
-                 expand_ratio: int = 6,
-                 out_indices: Sequence[int] = (7, ),
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg=CIFAR_INIT_CFG):
+    def __init__(
+        self,
+        widen_factor: float = 0.5,
+        expand_ratio: int = 6,
+        out_indices: Sequence[int] = (7,),
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg=CIFAR_INIT_CFG,
+    ):
         if widen_factor <= 0:
-            raise ValueError('CifarMobileNetV2 widen_factor must be > 0, got '
-                             f'{widen_factor}')
+            raise ValueError(f'CifarMobileNetV2 widen_factor must be > 0, got {widen_factor}')
         super().__init__(out_indices, len(self.stage_settings) + 1, init_cfg)
         self.widen_factor = widen_factor
         in_channels = int(32 * widen_factor)
         self.stem = ConvModule(
-            3,
-            in_channels,
-            kernel_size=3,
-            stride=2,
-            padding=1,
-            norm_cfg=norm_cfg)
+            3, in_channels, kernel_size=3, stride=2, padding=1, norm_cfg=norm_cfg
+        )
 
         self.stages = nn.ModuleList()
-        for index, (channels, num_blocks,
-                    stride) in enumerate(self.stage_settings):
+        for index, (channels, num_blocks, stride) in enumerate(self.stage_settings):
             out_channels = int(channels * widen_factor)
             blocks = []
             for block_index in range(num_blocks):
@@ -128,12 +130,11 @@ class CifarMobileNetV2(CifarBackbone):
                         out_channels,
                         stride=stride if block_index == 0 else 1,
                         expand_ratio=1 if index == 0 else expand_ratio,
-                        norm_cfg=norm_cfg))
+                        norm_cfg=norm_cfg,
+                    )
+                )
                 in_channels = out_channels
             self.stages.append(nn.Sequential(*blocks))
 
-        last_channels = int(1280 *
-                            widen_factor) if widen_factor > 1.0 else 1280
-        self.stages.append(
-            ConvModule(
-                in_channels, last_channels, kernel_size=1, norm_cfg=norm_cfg))
+        last_channels = int(1280 * widen_factor) if widen_factor > 1.0 else 1280
+        self.stages.append(ConvModule(in_channels, last_channels, kernel_size=1, norm_cfg=norm_cfg))

@@ -1,4 +1,5 @@
 """The CIFAR ResNet family of He et al. (2016), section 4.2."""
+
 from typing import Sequence
 
 import torch.nn as nn
@@ -46,25 +47,26 @@ class CifarResNet(CifarBackbone):
         [(2, 16, 32, 32), (2, 32, 16, 16), (2, 64, 8, 8)]
     """
 
-    def __init__(self,
-                 depth: int = 20,
-                 stem_channels: int = 16,
-                 stage_channels: Sequence[int] = (16, 32, 64),
-                 out_indices: Sequence[int] = (2, ),
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg=CIFAR_INIT_CFG):
+    def __init__(
+        self,
+        depth: int = 20,
+        stem_channels: int = 16,
+        stage_channels: Sequence[int] = (16, 32, 64),
+        out_indices: Sequence[int] = (2,),
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg=CIFAR_INIT_CFG,
+    ):
         if depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(
-                f'CifarResNet depth must be 6n+2 with n >= 1, got {depth}')
+            raise ValueError(f'CifarResNet depth must be 6n+2 with n >= 1, got {depth}')
         if len(stage_channels) != 3:
-            raise ValueError('CifarResNet stage_channels must list 3 widths, '
-                             f'got {tuple(stage_channels)}')
+            raise ValueError(
+                f'CifarResNet stage_channels must list 3 widths, got {tuple(stage_channels)}'
+            )
         super().__init__(out_indices, len(stage_channels), init_cfg)
         self.depth = depth
         blocks_per_stage = (depth - 2) // 6
 
-        self.stem = ConvModule(
-            3, stem_channels, kernel_size=3, padding=1, norm_cfg=norm_cfg)
+        self.stem = ConvModule(3, stem_channels, kernel_size=3, padding=1, norm_cfg=norm_cfg)
         self.stages = nn.ModuleList()
         in_channels = stem_channels
         for index, out_channels in enumerate(stage_channels):
@@ -76,5 +78,7 @@ class CifarResNet(CifarBackbone):
                     out_channels=out_channels,
                     expansion=1,
                     stride=1 if index == 0 else 2,
-                    norm_cfg=norm_cfg))
+                    norm_cfg=norm_cfg,
+                )
+            )
             in_channels = out_channels

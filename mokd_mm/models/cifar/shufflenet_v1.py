@@ -1,4 +1,5 @@
 """ShuffleNet-V1 in the CIFAR form of the CRD / RepDistiller benchmark."""
+
 from typing import Sequence
 
 import torch
@@ -30,27 +31,30 @@ class CifarShuffleUnit(nn.Module):
         norm_cfg (dict): Normalization layer config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 groups: int, group_first_conv: bool, norm_cfg: dict):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        groups: int,
+        group_first_conv: bool,
+        norm_cfg: dict,
+    ):
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f'CifarShuffleUnit stride must be 1 or 2, '
-                             f'got {stride}')
+            raise ValueError(f'CifarShuffleUnit stride must be 1 or 2, got {stride}')
         if stride == 1 and in_channels != out_channels:
             raise ValueError(
                 'A stride-1 CifarShuffleUnit keeps the width: in_channels '
-                f'{in_channels} != out_channels {out_channels}')
-        branch_channels = out_channels - in_channels if stride == 2 \
-            else out_channels
+                f'{in_channels} != out_channels {out_channels}'
+            )
+        branch_channels = out_channels - in_channels if stride == 2 else out_channels
         mid_channels = branch_channels // 4
         self.first_groups = groups if group_first_conv else 1
 
         self.compress = ConvModule(
-            in_channels,
-            mid_channels,
-            kernel_size=1,
-            groups=self.first_groups,
-            norm_cfg=norm_cfg)
+            in_channels, mid_channels, kernel_size=1, groups=self.first_groups, norm_cfg=norm_cfg
+        )
         self.depthwise = ConvModule(
             mid_channels,
             mid_channels,
@@ -58,16 +62,19 @@ class CifarShuffleUnit(nn.Module):
             stride=stride,
             padding=1,
             groups=mid_channels,
-            norm_cfg=norm_cfg)
+            norm_cfg=norm_cfg,
+        )
         self.expand = ConvModule(
             mid_channels,
             branch_channels,
             kernel_size=1,
             groups=groups,
             norm_cfg=norm_cfg,
-            act_cfg=None)
-        self.shortcut_pool = nn.AvgPool2d(
-            kernel_size=3, stride=2, padding=1) if stride == 2 else None
+            act_cfg=None,
+        )
+        self.shortcut_pool = (
+            nn.AvgPool2d(kernel_size=3, stride=2, padding=1) if stride == 2 else None
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,23 +128,26 @@ class CifarShuffleNetV1(CifarBackbone):
     stage_blocks = (4, 8, 4)
     stem_channels = 24
 
-    def __init__(self,
-                 groups: int = 3,
-                 out_indices: Sequence[int] = (2, ),
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg=CIFAR_INIT_CFG):
+    def __init__(
+        self,
+        groups: int = 3,
+        out_indices: Sequence[int] = (2,),
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg=CIFAR_INIT_CFG,
+    ):
         if groups not in self.arch_widths:
-            raise ValueError(f'CifarShuffleNetV1 groups must be one of '
-                             f'{sorted(self.arch_widths)}, got {groups}')
+            raise ValueError(
+                f'CifarShuffleNetV1 groups must be one of {sorted(self.arch_widths)}, got {groups}'
+            )
         super().__init__(out_indices, len(self.stage_blocks), init_cfg)
         self.groups = groups
-        self.stem = ConvModule(
-            3, self.stem_channels, kernel_size=1, norm_cfg=norm_cfg)
+        self.stem = ConvModule(3, self.stem_channels, kernel_size=1, norm_cfg=norm_cfg)
 
         self.stages = nn.ModuleList()
         in_channels = self.stem_channels
         for stage_index, (out_channels, num_units) in enumerate(
-                zip(self.arch_widths[groups], self.stage_blocks)):
+            zip(self.arch_widths[groups], self.stage_blocks)
+        ):
             units = []
             for unit_index in range(num_units):
                 units.append(
@@ -147,6 +157,8 @@ class CifarShuffleNetV1(CifarBackbone):
                         stride=2 if unit_index == 0 else 1,
                         groups=groups,
                         group_first_conv=stage_index > 0 or unit_index > 0,
-                        norm_cfg=norm_cfg))
+                        norm_cfg=norm_cfg,
+                    )
+                )
                 in_channels = out_channels
             self.stages.append(nn.Sequential(*units))

@@ -1,4 +1,5 @@
 """ShuffleNet-V2 in the CIFAR form of the CRD / RepDistiller benchmark."""
+
 from typing import Sequence
 
 import torch.nn as nn
@@ -49,19 +50,22 @@ class CifarShuffleNetV2(CifarBackbone):
     stage_blocks = (4, 8, 4)
     stem_channels = 24
 
-    def __init__(self,
-                 widen_factor: float = 1.0,
-                 out_indices: Sequence[int] = (3, ),
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg=CIFAR_INIT_CFG):
+    def __init__(
+        self,
+        widen_factor: float = 1.0,
+        out_indices: Sequence[int] = (3,),
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg=CIFAR_INIT_CFG,
+    ):
         if widen_factor not in self.arch_widths:
-            raise ValueError(f'CifarShuffleNetV2 widen_factor must be one of '
-                             f'{sorted(self.arch_widths)}, got {widen_factor}')
+            raise ValueError(
+                f'CifarShuffleNetV2 widen_factor must be one of '
+                f'{sorted(self.arch_widths)}, got {widen_factor}'
+            )
         super().__init__(out_indices, len(self.stage_blocks) + 1, init_cfg)
         self.widen_factor = widen_factor
         stage_widths, last_channels = self.arch_widths[widen_factor]
-        self.stem = ConvModule(
-            3, self.stem_channels, kernel_size=1, norm_cfg=norm_cfg)
+        self.stem = ConvModule(3, self.stem_channels, kernel_size=1, norm_cfg=norm_cfg)
 
         self.stages = nn.ModuleList()
         in_channels = self.stem_channels
@@ -73,9 +77,9 @@ class CifarShuffleNetV2(CifarBackbone):
                         in_channels,
                         out_channels,
                         stride=2 if unit_index == 0 else 1,
-                        norm_cfg=norm_cfg))
+                        norm_cfg=norm_cfg,
+                    )
+                )
                 in_channels = out_channels
             self.stages.append(nn.Sequential(*units))
-        self.stages.append(
-            ConvModule(
-                in_channels, last_channels, kernel_size=1, norm_cfg=norm_cfg))
+        self.stages.append(ConvModule(in_channels, last_channels, kernel_size=1, norm_cfg=norm_cfg))

@@ -1,4 +1,5 @@
 """Wide residual networks (Zagoruyko & Komodakis, 2016) for CIFAR."""
+
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -24,31 +25,22 @@ class PreActBasicBlock(nn.Module):
             ``dict(type='BN')``.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 stride: int = 1,
-                 norm_cfg: dict = dict(type='BN')):
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, norm_cfg: dict = dict(type='BN')
+    ):
         super().__init__()
         self.pre_act = nn.Sequential(
-            build_norm_layer(norm_cfg, in_channels)[1], nn.ReLU(inplace=True))
+            build_norm_layer(norm_cfg, in_channels)[1], nn.ReLU(inplace=True)
+        )
         self.conv1 = ConvModule(
-            in_channels,
-            out_channels,
-            kernel_size=3,
-            stride=stride,
-            padding=1,
-            norm_cfg=norm_cfg)
-        self.conv2 = nn.Conv2d(
-            out_channels, out_channels, kernel_size=3, padding=1, bias=False)
+            in_channels, out_channels, kernel_size=3, stride=stride, padding=1, norm_cfg=norm_cfg
+        )
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.shortcut: Optional[nn.Conv2d] = None
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size=1,
-                stride=stride,
-                bias=False)
+                in_channels, out_channels, kernel_size=1, stride=stride, bias=False
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:
@@ -96,26 +88,25 @@ class CifarWideResNet(CifarBackbone):
         [(2, 32, 32, 32), (2, 64, 16, 16), (2, 128, 8, 8)]
     """
 
-    def __init__(self,
-                 depth: int = 40,
-                 widen_factor: int = 2,
-                 out_indices: Sequence[int] = (2, ),
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg=CIFAR_INIT_CFG):
+    def __init__(
+        self,
+        depth: int = 40,
+        widen_factor: int = 2,
+        out_indices: Sequence[int] = (2,),
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg=CIFAR_INIT_CFG,
+    ):
         if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f'CifarWideResNet depth must be 6n+4 with n >= 1, got {depth}')
+            raise ValueError(f'CifarWideResNet depth must be 6n+4 with n >= 1, got {depth}')
         if widen_factor < 1:
-            raise ValueError('CifarWideResNet widen_factor must be >= 1, got '
-                             f'{widen_factor}')
+            raise ValueError(f'CifarWideResNet widen_factor must be >= 1, got {widen_factor}')
         super().__init__(out_indices, 3, init_cfg)
         self.depth = depth
         self.widen_factor = widen_factor
         blocks_per_stage = (depth - 4) // 6
         stem_channels = 16
 
-        self.stem = nn.Conv2d(
-            3, stem_channels, kernel_size=3, padding=1, bias=False)
+        self.stem = nn.Conv2d(3, stem_channels, kernel_size=3, padding=1, bias=False)
         self.stages = nn.ModuleList()
         in_channels = stem_channels
         for index, base_width in enumerate((16, 32, 64)):
@@ -123,13 +114,12 @@ class CifarWideResNet(CifarBackbone):
             blocks = []
             for block_index in range(blocks_per_stage):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(
-                    PreActBasicBlock(in_channels, out_channels, stride,
-                                     norm_cfg))
+                blocks.append(PreActBasicBlock(in_channels, out_channels, stride, norm_cfg))
                 in_channels = out_channels
             self.stages.append(nn.Sequential(*blocks))
         self.final_act = nn.Sequential(
-            build_norm_layer(norm_cfg, in_channels)[1], nn.ReLU(inplace=True))
+            build_norm_layer(norm_cfg, in_channels)[1], nn.ReLU(inplace=True)
+        )
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args:

@@ -1,5 +1,6 @@
 """One distillation loss of a distiller: the taps it reads, a connector per
 matched pair of features, and the loss module."""
+
 import copy
 from typing import Dict, Optional, Set
 
@@ -63,40 +64,48 @@ class DistillLoss(nn.Module):
         teacher_taps (FeatureTaps): the teacher's taps.
     """
 
-    def __init__(self, name: str, cfg: dict, student_taps: FeatureTaps,
-                 teacher_taps: FeatureTaps):
+    def __init__(self, name: str, cfg: dict, student_taps: FeatureTaps, teacher_taps: FeatureTaps):
         super().__init__()
         cfg = copy.deepcopy(dict(cfg))
         self.name = name
         try:
             student, teacher = cfg.pop('student'), cfg.pop('teacher')
         except KeyError as err:
-            raise KeyError(f'distill_losses.{name} needs "student" and "teacher" tap names; '
-                           f'missing {err}') from None
+            raise KeyError(
+                f'distill_losses.{name} needs "student" and "teacher" tap names; missing {err}'
+            ) from None
         connector = cfg.pop('connector', None)
         self.inputs = {role: dict(cfg.pop(f'{role}_inputs', None) or {}) for role in ROLES}
         self.single = isinstance(student, str)
-        self.streams = {'student': [student] if self.single else list(student),
-                        'teacher': [teacher] if isinstance(teacher, str) else list(teacher)}
+        self.streams = {
+            'student': [student] if self.single else list(student),
+            'teacher': [teacher] if isinstance(teacher, str) else list(teacher),
+        }
         pairs = len(self.streams['student'])
         if pairs != len(self.streams['teacher']):
-            raise ValueError(f'distill_losses.{name}: {pairs} student taps but '
-                             f'{len(self.streams["teacher"])} teacher taps')
+            raise ValueError(
+                f'distill_losses.{name}: {pairs} student taps but '
+                f'{len(self.streams["teacher"])} teacher taps'
+            )
         taps = dict(student=student_taps, teacher=teacher_taps)
         for role in ROLES:
             for tap in self.streams[role] + list(self.inputs[role].values()):
                 if tap not in taps[role].specs:
-                    raise KeyError(f'distill_losses.{name} reads {role} tap {tap!r}, which '
-                                   f'{role}_taps does not define (it has '
-                                   f'{sorted(taps[role].specs)})')
+                    raise KeyError(
+                        f'distill_losses.{name} reads {role} tap {tap!r}, which '
+                        f'{role}_taps does not define (it has '
+                        f'{sorted(taps[role].specs)})'
+                    )
         if connector is None or isinstance(connector, (dict, ConfigDict)):
             connector = [connector] * pairs
         if len(connector) != pairs:
-            raise ValueError(f'distill_losses.{name}: give one connector or one per tap pair '
-                             f'({pairs})')
+            raise ValueError(
+                f'distill_losses.{name}: give one connector or one per tap pair ({pairs})'
+            )
         self.connectors = nn.ModuleList(
             nn.Identity() if c is None else self._build_connector(c, i, taps)
-            for i, c in enumerate(connector))
+            for i, c in enumerate(connector)
+        )
         self.loss = MODELS.build(cfg)
 
     def _build_connector(self, cfg: dict, pair: int, taps: Dict[str, FeatureTaps]) -> nn.Module:
@@ -110,35 +119,41 @@ class DistillLoss(nn.Module):
             key = f'{role}_dim'
             if cfg.get(key) is None:
                 if declared[role] is None:
-                    raise ValueError(f'distill_losses.{self.name}: cannot tell the channels of '
-                                     f'{role} tap {tap!r} from its module; give the connector '
-                                     f'{key}')
+                    raise ValueError(
+                        f'distill_losses.{self.name}: cannot tell the channels of '
+                        f'{role} tap {tap!r} from its module; give the connector '
+                        f'{key}'
+                    )
                 cfg[key] = declared[role]
             elif declared[role] is not None and cfg[key] != declared[role]:
                 raise ValueError(
                     f'distill_losses.{self.name}: the connector expects {key}={cfg[key]} but '
                     f'{role} tap {tap!r} (module {taps[role].specs[tap].module!r}) has '
-                    f'{declared[role]} channels')
+                    f'{declared[role]} channels'
+                )
         return MODELS.build(cfg)
 
     def taps_read(self) -> Dict[str, Set[str]]:
         """The tap names this loss reads, by role."""
-        return {role: set(self.streams[role]) | set(self.inputs[role].values())
-                for role in ROLES}
+        return {role: set(self.streams[role]) | set(self.inputs[role].values()) for role in ROLES}
 
-    def forward(self, student: Dict[str, torch.Tensor],
-                teacher: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, student: Dict[str, torch.Tensor], teacher: Dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """The loss from the recorded taps of both models (by tap name)."""
         s_feats, t_feats = [], []
-        for s_name, t_name, connector in zip(self.streams['student'], self.streams['teacher'],
-                                             self.connectors):
+        for s_name, t_name, connector in zip(
+            self.streams['student'], self.streams['teacher'], self.connectors
+        ):
             s, t = student[s_name], teacher[t_name]
             try:
                 if not isinstance(connector, nn.Identity):
                     s, t = connector(s, t)
             except ValueError as err:
-                raise ValueError(f'distill_losses.{self.name} (student tap {s_name!r}, '
-                                 f'teacher tap {t_name!r}): {err}') from None
+                raise ValueError(
+                    f'distill_losses.{self.name} (student tap {s_name!r}, '
+                    f'teacher tap {t_name!r}): {err}'
+                ) from None
             s_feats.append(s)
             t_feats.append(t)
         extra = {kw: student[tap] for kw, tap in self.inputs['student'].items()}

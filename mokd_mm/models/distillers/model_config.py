@@ -1,4 +1,5 @@
 """Model configs from a dict, a config file or a package's config."""
+
 import copy
 import os.path as osp
 from typing import Union
@@ -25,10 +26,12 @@ def load_model_config(spec: ModelSpec, role: str) -> dict:
     if isinstance(spec, (dict, ConfigDict)):
         return copy.deepcopy(dict(spec))
     if not isinstance(spec, str):
-        raise TypeError(f'{role} must be a model config dict or a config path, '
-                        f'got {type(spec).__name__}')
+        raise TypeError(
+            f'{role} must be a model config dict or a config path, got {type(spec).__name__}'
+        )
     if '::' in spec:
         from mmengine.hub import get_config
+
         cfg = get_config(spec)
     else:
         if not osp.isfile(spec):

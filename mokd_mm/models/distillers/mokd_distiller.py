@@ -1,6 +1,7 @@
 """MoKDDistiller: a student trained from a frozen teacher, with its losses
 grouped into objectives that :class:`~mokd_mm.engine.MoKDOptimWrapper`
 balances."""
+
 import copy
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence
@@ -12,6 +13,7 @@ from torch import nn
 
 from mokd_mm.core import FeatureTaps
 from mokd_mm.core.reevaluation import reevaluation_mode
+
 from .distill_loss import ROLES, DistillLoss
 from .model_config import ModelSpec, load_model_config
 from .objectives import Objectives, loss_value
@@ -70,24 +72,26 @@ class MoKDDistiller(BaseModel):
         init_cfg (dict, optional): MMEngine init config.
     """
 
-    def __init__(self,
-                 student: ModelSpec,
-                 teacher: ModelSpec,
-                 teacher_ckpt: Optional[str] = None,
-                 student_taps: Optional[dict] = None,
-                 teacher_taps: Optional[dict] = None,
-                 distill_losses: Optional[dict] = None,
-                 objectives: Optional[Dict[str, Sequence[str]]] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 predict_with: str = 'student',
-                 init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        student: ModelSpec,
+        teacher: ModelSpec,
+        teacher_ckpt: Optional[str] = None,
+        student_taps: Optional[dict] = None,
+        teacher_taps: Optional[dict] = None,
+        distill_losses: Optional[dict] = None,
+        objectives: Optional[Dict[str, Sequence[str]]] = None,
+        data_preprocessor: Optional[dict] = None,
+        predict_with: str = 'student',
+        init_cfg: Optional[dict] = None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if predict_with not in ROLES:
-            raise ValueError(f"predict_with must be 'student' or 'teacher', got "
-                             f'{predict_with!r}')
+            raise ValueError(f"predict_with must be 'student' or 'teacher', got {predict_with!r}")
         self.predict_with = predict_with
-        configs = {role: load_model_config(spec, role)
-                   for role, spec in zip(ROLES, (student, teacher))}
+        configs = {
+            role: load_model_config(spec, role) for role, spec in zip(ROLES, (student, teacher))
+        }
         if data_preprocessor is not None:
             for cfg in configs.values():
                 cfg.setdefault('data_preprocessor', copy.deepcopy(data_preprocessor))
@@ -100,11 +104,14 @@ class MoKDDistiller(BaseModel):
         self.data_preprocessor = self.student.data_preprocessor
         check_same_normalisation(self.data_preprocessor, teacher_model.data_preprocessor)
 
-        self.taps = dict(student=FeatureTaps(self.student, student_taps or {}, 'student'),
-                         teacher=FeatureTaps(teacher_model, teacher_taps or {}, 'teacher'))
+        self.taps = dict(
+            student=FeatureTaps(self.student, student_taps or {}, 'student'),
+            teacher=FeatureTaps(teacher_model, teacher_taps or {}, 'teacher'),
+        )
         self.distill_losses = nn.ModuleDict(
             (name, DistillLoss(name, cfg, self.taps['student'], self.taps['teacher']))
-            for name, cfg in (distill_losses or {}).items())
+            for name, cfg in (distill_losses or {}).items()
+        )
         self._check_every_tap_is_read()
         self._check_query_counts()
         self.objectives = Objectives(objectives)
@@ -148,11 +155,17 @@ class MoKDDistiller(BaseModel):
             raise ValueError(
                 f'student.num_queries={counts[0]} but teacher.num_queries={counts[1]}: '
                 'distillation matches [DET] tokens / queries by index, so give both models '
-                'the same num_queries')
+                'the same num_queries'
+            )
 
     # ------------------------------------------------------------ forward
-    def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor',
-                teacher_features: Optional[Dict[str, torch.Tensor]] = None):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples=None,
+        mode: str = 'tensor',
+        teacher_features: Optional[Dict[str, torch.Tensor]] = None,
+    ):
         """``'loss'``: every individual loss (unweighted) by name, from the
         teacher's tapped features (given, or computed here); ``'predict'`` /
         ``'tensor'``: the student's (or the teacher's) output."""
@@ -184,8 +197,9 @@ class MoKDDistiller(BaseModel):
             losses[f'distill.{name}'] = loss(student, teacher)
         return losses
 
-    def train_step(self, data, optim_wrapper, wrapper: Optional[nn.Module] = None
-                   ) -> Dict[str, torch.Tensor]:
+    def train_step(
+        self, data, optim_wrapper, wrapper: Optional[nn.Module] = None
+    ) -> Dict[str, torch.Tensor]:
         """One step: the teacher once, the student's losses, the balanced
         update.
 
@@ -203,8 +217,10 @@ class MoKDDistiller(BaseModel):
         statistics and dropout untouched.
         """
         if not hasattr(optim_wrapper, 'balancer'):
-            raise TypeError('MoKDDistiller trains with MoKDOptimWrapper (FixedWeights gives '
-                            f'a plain weighted sum), got {type(optim_wrapper).__name__}')
+            raise TypeError(
+                'MoKDDistiller trains with MoKDOptimWrapper (FixedWeights gives '
+                f'a plain weighted sum), got {type(optim_wrapper).__name__}'
+            )
         model = self if wrapper is None else wrapper
         with optim_wrapper.optim_context(model):
             data = self.data_preprocessor(data, True)
@@ -220,9 +236,14 @@ class MoKDDistiller(BaseModel):
         def explain():
             return self._non_finite_gradient_sources(inputs, data_samples, teacher)
 
-        log_vars.update(optim_wrapper.update_params(
-            objectives, reevaluate=reevaluate, explain=explain,
-            losses={k: v for k, v in log_vars.items() if self.objectives.is_loss(k)}))
+        log_vars.update(
+            optim_wrapper.update_params(
+                objectives,
+                reevaluate=reevaluate,
+                explain=explain,
+                losses={k: v for k, v in log_vars.items() if self.objectives.is_loss(k)},
+            )
+        )
         return log_vars
 
     def _non_finite_gradient_sources(self, inputs, data_samples, teacher) -> str:
@@ -234,9 +255,12 @@ class MoKDDistiller(BaseModel):
         keys = [k for k in losses if self.objectives.is_loss(k)]
         bad = []
         for i, key in enumerate(keys):
-            grads = torch.autograd.grad(loss_value(losses[key]), params,
-                                        allow_unused=True, retain_graph=i < len(keys) - 1)
+            grads = torch.autograd.grad(
+                loss_value(losses[key]), params, allow_unused=True, retain_graph=i < len(keys) - 1
+            )
             if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
-                bad.append(f'{key} (value {float(values[key]):.4g}, objective '
-                           f'{self.objectives.objective_of(key)!r})')
+                bad.append(
+                    f'{key} (value {float(values[key]):.4g}, objective '
+                    f'{self.objectives.objective_of(key)!r})'
+                )
         return ', '.join(bad) or 'no single loss (only their weighted sum)'

@@ -6,6 +6,7 @@ One vocabulary throughout the package: a *loss* is one named term
 config's ``objectives`` maps each objective's name to glob patterns over loss
 names; the balancer weighs the objectives' values.
 """
+
 import fnmatch
 from collections import OrderedDict
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -39,7 +40,8 @@ class Objectives:
 
     def __init__(self, patterns: Optional[Mapping[str, Sequence[str]]] = None):
         self.patterns = OrderedDict(
-            (name, list(globs)) for name, globs in (patterns or DEFAULT).items())
+            (name, list(globs)) for name, globs in (patterns or DEFAULT).items()
+        )
         if len(self.patterns) < 2:
             raise ValueError(f'objectives needs >= 2 entries, got {list(self.patterns)}')
         self._assignments: Dict[Tuple[str, ...], Dict[str, str]] = {}
@@ -56,12 +58,16 @@ class Objectives:
 
     def objective_of(self, loss: str) -> str:
         """The objective whose patterns ``loss`` matches (exactly one)."""
-        hits = [name for name, globs in self.patterns.items()
-                if any(fnmatch.fnmatchcase(loss, g) for g in globs)]
+        hits = [
+            name
+            for name, globs in self.patterns.items()
+            if any(fnmatch.fnmatchcase(loss, g) for g in globs)
+        ]
         if len(hits) != 1:
             where = 'no objective' if not hits else f'several objectives {hits}'
-            raise ValueError(f'loss {loss!r} is assigned to {where}; objectives = '
-                             f'{dict(self.patterns)}')
+            raise ValueError(
+                f'loss {loss!r} is assigned to {where}; objectives = {dict(self.patterns)}'
+            )
         return hits[0]
 
     @staticmethod
@@ -93,8 +99,7 @@ class Objectives:
             objectives[objective] = values[key] if total is None else total + values[key]
         empty = [name for name, value in objectives.items() if value is None]
         if empty:
-            raise ValueError(f'objectives {empty} received no loss; the losses are '
-                             f'{list(keys)}')
+            raise ValueError(f'objectives {empty} received no loss; the losses are {list(keys)}')
         log_vars = OrderedDict((k, v.detach()) for k, v in values.items())
         for name, value in objectives.items():
             log_vars[f'objective.{name}'] = value.detach()

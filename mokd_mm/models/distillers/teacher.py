@@ -1,5 +1,6 @@
 """The distiller's teacher: its weights, read when training starts, and the
 check that it reads the student's preprocessed batch correctly."""
+
 import os.path as osp
 
 import torch
@@ -16,8 +17,9 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     itself (a plain state dict).
     """
     if '://' not in path and not osp.isfile(path):
-        raise FileNotFoundError(f'teacher_ckpt {path!r} does not exist (the teacher is loaded '
-                                'when training starts)')
+        raise FileNotFoundError(
+            f'teacher_ckpt {path!r} does not exist (the teacher is loaded when training starts)'
+        )
     checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     state = checkpoint
     for key in ('state_dict', 'model'):
@@ -27,8 +29,7 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     try:
         load_state_dict(teacher, state, strict=True, logger='current')
     except RuntimeError as err:
-        raise ValueError(f'teacher_ckpt {path!r} does not match the teacher: '
-                         f'{err}') from None
+        raise ValueError(f'teacher_ckpt {path!r} does not match the teacher: {err}') from None
 
 
 def check_same_normalisation(student_pre: nn.Module, teacher_pre: nn.Module) -> None:
@@ -41,7 +42,8 @@ def check_same_normalisation(student_pre: nn.Module, teacher_pre: nn.Module) -> 
         same = torch.equal(s.cpu(), t.cpu()) if torch.is_tensor(s) else s == t
         if not same:
             raise ValueError(
-                f'the teacher\'s data_preprocessor differs from the student\'s '
-                f'in {attr!r} ({t} vs {s}); the teacher reads the student\'s '
+                f"the teacher's data_preprocessor differs from the student's "
+                f"in {attr!r} ({t} vs {s}); the teacher reads the student's "
                 'preprocessed inputs, so give both models the same '
-                'normalisation (or set the distiller\'s data_preprocessor)')
+                "normalisation (or set the distiller's data_preprocessor)"
+            )

@@ -1,4 +1,5 @@
 """DeiT's two-token head, trainable by a distiller."""
+
 from typing import List, Sequence, Tuple
 
 import torch
@@ -38,17 +39,16 @@ class DeiTDistillationHead(DeiTClsHead):
             :class:`~mmpretrain.models.heads.VisionTransformerClsHead`.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 init_cfg: dict = dict(
-                     type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-                 **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        init_cfg: dict = dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.0),
+        **kwargs,
+    ):
         super().__init__(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            init_cfg=init_cfg,
-            **kwargs)
+            num_classes=num_classes, in_channels=in_channels, init_cfg=init_cfg, **kwargs
+        )
 
     def pre_logits(
         self, feats: Sequence[Tuple[torch.Tensor, torch.Tensor]]
@@ -57,12 +57,12 @@ class DeiTDistillationHead(DeiTClsHead):
         (B, C) (or (B, hidden_dim) after the hidden layer)."""
         feat = feats[-1]
         if not isinstance(feat, (tuple, list)) or len(feat) not in (2, 3):
-            got = (tuple(feat.shape) if torch.is_tensor(feat) else
-                   type(feat).__name__)
+            got = tuple(feat.shape) if torch.is_tensor(feat) else type(feat).__name__
             raise ValueError(
                 'DeiTDistillationHead needs the (class token, distillation '
                 'token) pair of DistilledVisionTransformer with '
-                f"out_type='cls_token', got {got}")
+                f"out_type='cls_token', got {got}"
+            )
         return super().pre_logits(feats)
 
     def token_logits(
@@ -73,15 +73,17 @@ class DeiTDistillationHead(DeiTClsHead):
         cls_token, dist_token = self.pre_logits(feats)
         return self.layers.head(cls_token), self.layers.head_dist(dist_token)
 
-    def forward(
-            self,
-            feats: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def forward(self, feats: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """The mean of both classifiers' logits, (B, num_classes)."""
         cls_logits, dist_logits = self.token_logits(feats)
         return (cls_logits + dist_logits) / 2
 
-    def loss(self, feats: Sequence[Tuple[torch.Tensor, torch.Tensor]],
-             data_samples: List[DataSample], **kwargs) -> dict:
+    def loss(
+        self,
+        feats: Sequence[Tuple[torch.Tensor, torch.Tensor]],
+        data_samples: List[DataSample],
+        **kwargs,
+    ) -> dict:
         """The loss of the class-token classifier against the labels.
 
         Both classifiers run, so that a tap on ``layers.head_dist`` records

@@ -7,19 +7,21 @@ compiled without CUDA, those calls fail at run time. The subclasses here
 check once whether the CUDA ops exist and otherwise take the pure-PyTorch
 paths that mmcv and mmdet use for CPU tensors, with a single warning.
 """
+
 import functools
 import logging
 
 import torch
 import torch.nn.functional as F
 from mmcv.ops.multi_scale_deform_attn import (
-    MultiScaleDeformableAttention, MultiScaleDeformableAttnFunction,
-    multi_scale_deformable_attn_pytorch)
-from mmengine.logging import print_log
-from torch import Tensor
-
+    MultiScaleDeformableAttention,
+    MultiScaleDeformableAttnFunction,
+    multi_scale_deformable_attn_pytorch,
+)
 from mmdet.models.losses import FocalLoss
 from mmdet.registry import MODELS
+from mmengine.logging import print_log
+from torch import Tensor
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,7 +39,8 @@ def mmcv_cuda_ops_available() -> bool:
             'mmcv was compiled without CUDA ops: deformable attention and '
             'focal loss on GPU tensors use slower pure-PyTorch paths.',
             logger='current',
-            level=logging.WARNING)
+            level=logging.WARNING,
+        )
     return available
 
 
@@ -50,16 +53,18 @@ class FallbackMultiScaleDeformableAttention(MultiScaleDeformableAttention):
     when mmcv has it and the PyTorch path otherwise.
     """
 
-    def forward(self,
-                query: Tensor,
-                value: Tensor,
-                reference_points: Tensor,
-                spatial_shapes: Tensor,
-                level_start_index: Tensor,
-                query_pos: Tensor = None,
-                key_padding_mask: Tensor = None,
-                identity: Tensor = None,
-                **kwargs) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        value: Tensor,
+        reference_points: Tensor,
+        spatial_shapes: Tensor,
+        level_start_index: Tensor,
+        query_pos: Tensor = None,
+        key_padding_mask: Tensor = None,
+        identity: Tensor = None,
+        **kwargs,
+    ) -> Tensor:
         """Sample the value maps around the reference points.
 
         Args:
@@ -78,8 +83,7 @@ class FallbackMultiScaleDeformableAttention(MultiScaleDeformableAttention):
             Tensor: Shape (B, N, C).
         """
         if not self.batch_first:
-            raise ValueError('FallbackMultiScaleDeformableAttention needs '
-                             'batch_first=True')
+            raise ValueError('FallbackMultiScaleDeformableAttention needs batch_first=True')
         if identity is None:
             identity = query
         if query_pos is not None:
@@ -91,36 +95,39 @@ class FallbackMultiScaleDeformableAttention(MultiScaleDeformableAttention):
         if key_padding_mask is not None:
             value = value.masked_fill(key_padding_mask[..., None], 0.0)
         value = value.view(B, num_value, self.num_heads, -1)
-        offsets = self.sampling_offsets(query).view(B, num_query,
-                                                    self.num_heads,
-                                                    self.num_levels,
-                                                    self.num_points, 2)
-        weights = self.attention_weights(query).view(
-            B, num_query, self.num_heads,
-            self.num_levels * self.num_points).softmax(-1).view(
-                B, num_query, self.num_heads, self.num_levels, self.num_points)
+        offsets = self.sampling_offsets(query).view(
+            B, num_query, self.num_heads, self.num_levels, self.num_points, 2
+        )
+        weights = (
+            self.attention_weights(query)
+            .view(B, num_query, self.num_heads, self.num_levels * self.num_points)
+            .softmax(-1)
+            .view(B, num_query, self.num_heads, self.num_levels, self.num_points)
+        )
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level.
-            level_wh = torch.stack(
-                [spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
-            locations = reference_points[:, :, None, :, None, :] + \
-                offsets / level_wh[None, None, None, :, None, :]
+            level_wh = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
+            locations = (
+                reference_points[:, :, None, :, None, :]
+                + offsets / level_wh[None, None, None, :, None, :]
+            )
         elif reference_points.shape[-1] == 4:
             # Offsets are relative to the reference box size.
-            locations = reference_points[:, :, None, :, None, :2] + \
-                offsets / self.num_points * \
-                reference_points[:, :, None, :, None, 2:] * 0.5
+            locations = (
+                reference_points[:, :, None, :, None, :2]
+                + offsets / self.num_points * reference_points[:, :, None, :, None, 2:] * 0.5
+            )
         else:
-            raise ValueError('reference_points must end with 2 or 4 '
-                             f'coordinates, got {reference_points.shape}')
+            raise ValueError(
+                f'reference_points must end with 2 or 4 coordinates, got {reference_points.shape}'
+            )
 
         if value.is_cuda and mmcv_cuda_ops_available():
             output = MultiScaleDeformableAttnFunction.apply(
-                value, spatial_shapes, level_start_index, locations, weights,
-                self.im2col_step)
+                value, spatial_shapes, level_start_index, locations, weights, self.im2col_step
+            )
         else:
-            output = multi_scale_deformable_attn_pytorch(
-                value, spatial_shapes, locations, weights)
+            output = multi_scale_deformable_attn_pytorch(value, spatial_shapes, locations, weights)
         return self.dropout(self.output_proj(output)) + identity
 
 
@@ -134,12 +141,14 @@ class FallbackFocalLoss(FocalLoss):
     mmdet's PyTorch implementation, as on CPU.
     """
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Tensor = None,
-                avg_factor: float = None,
-                reduction_override: str = None) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor = None,
+        avg_factor: float = None,
+        reduction_override: str = None,
+    ) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -153,10 +162,13 @@ class FallbackFocalLoss(FocalLoss):
         Returns:
             Tensor: The loss.
         """
-        if (self.use_sigmoid and not self.activated and pred.is_cuda
-                and target.dim() != pred.dim()
-                and not mmcv_cuda_ops_available()):
+        if (
+            self.use_sigmoid
+            and not self.activated
+            and pred.is_cuda
+            and target.dim() != pred.dim()
+            and not mmcv_cuda_ops_available()
+        ):
             num_classes = pred.size(1)
             target = F.one_hot(target, num_classes + 1)[:, :num_classes]
-        return super().forward(pred, target, weight, avg_factor,
-                               reduction_override)
+        return super().forward(pred, target, weight, avg_factor, reduction_override)

@@ -4,6 +4,7 @@
 Convention (same as DETR and mmdet): a mask is a bool tensor that is
 ``True`` on padded positions and ``False`` on valid ones.
 """
+
 from typing import Optional, Sequence
 
 import torch
@@ -11,8 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def padding_mask_from_samples(batch_data_samples: Optional[Sequence],
-                              device: torch.device) -> Optional[Tensor]:
+def padding_mask_from_samples(
+    batch_data_samples: Optional[Sequence], device: torch.device
+) -> Optional[Tensor]:
     """Build the pixel padding mask of a batch from its data samples.
 
     Each sample's ``img_shape`` is its valid (top-left) region inside the
@@ -34,9 +36,7 @@ def padding_mask_from_samples(batch_data_samples: Optional[Sequence],
     img_shapes = [sample.img_shape[:2] for sample in batch_data_samples]
     if all(h == batch_h and w == batch_w for h, w in img_shapes):
         return None
-    mask = torch.ones((len(img_shapes), batch_h, batch_w),
-                      dtype=torch.bool,
-                      device=device)
+    mask = torch.ones((len(img_shapes), batch_h, batch_w), dtype=torch.bool, device=device)
     for i, (h, w) in enumerate(img_shapes):
         mask[i, :h, :w] = False
     return mask

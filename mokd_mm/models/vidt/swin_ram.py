@@ -8,6 +8,7 @@ window self-attention and never see [DET] tokens; [DET] tokens attend to
 [DET] tokens only, except in the cross-attention stages, where they attend
 to every patch token of the stage and to the [DET] tokens.
 """
+
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -15,12 +16,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import build_dropout
 from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
+from mmdet.models.layers import SinePositionalEncoding
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 
-from mmdet.models.layers import SinePositionalEncoding
-from mmdet.registry import MODELS
 from .padding import downsample_padding_mask
 
 HWShape = Tuple[int, int]
@@ -38,13 +39,11 @@ def window_partition(x: Tensor, window_size: int) -> Tensor:
         Tensor: Windows of shape (B * num_windows, window_size**2, C).
     """
     B, H, W, C = x.shape
-    x = x.view(B, H // window_size, window_size, W // window_size, window_size,
-               C)
+    x = x.view(B, H // window_size, window_size, W // window_size, window_size, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size**2, C)
 
 
-def window_reverse(windows: Tensor, window_size: int, H: int,
-                   W: int) -> Tensor:
+def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
     """Inverse of :func:`window_partition`.
 
     Args:
@@ -57,13 +56,13 @@ def window_reverse(windows: Tensor, window_size: int, H: int,
         Tensor: Token map of shape (B, H, W, C).
     """
     C = windows.shape[-1]
-    x = windows.view(-1, H // window_size, W // window_size, window_size,
-                     window_size, C)
+    x = windows.view(-1, H // window_size, W // window_size, window_size, window_size, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
 
 
-def shift_region_mask(H: int, W: int, window_size: int, shift_size: int,
-                      device: torch.device) -> Tensor:
+def shift_region_mask(
+    H: int, W: int, window_size: int, shift_size: int, device: torch.device
+) -> Tensor:
     """Which token pairs a shifted window must not connect.
 
     After the cyclic shift, a window at the border holds tokens from
@@ -81,8 +80,7 @@ def shift_region_mask(H: int, W: int, window_size: int, shift_size: int,
         window_size**2``, ``True`` where attention is blocked.
     """
     region = torch.zeros((1, H, W, 1), device=device)
-    bounds = (slice(0, -window_size), slice(-window_size, -shift_size),
-              slice(-shift_size, None))
+    bounds = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
     label = 0
     for h in bounds:
         for w in bounds:
@@ -99,10 +97,8 @@ def relative_position_index(window_size: int) -> Tensor:
         Tensor: Long tensor of shape (w*w, w*w).
     """
     coords = torch.stack(
-        torch.meshgrid(
-            torch.arange(window_size),
-            torch.arange(window_size),
-            indexing='ij')).flatten(1)
+        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing='ij')
+    ).flatten(1)
     relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
     relative = relative + (window_size - 1)
     return relative[..., 0] * (2 * window_size - 1) + relative[..., 1]
@@ -135,29 +131,32 @@ class ReconfiguredAttention(BaseModule):
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 window_size: int,
-                 qkv_bias: bool = True,
-                 attn_drop_rate: float = 0.,
-                 proj_drop_rate: float = 0.,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        window_size: int,
+        qkv_bias: bool = True,
+        attn_drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
-                             f'by num_heads ({num_heads})')
+            raise ValueError(
+                f'embed_dims ({embed_dims}) must be divisible by num_heads ({num_heads})'
+            )
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.window_size = window_size
-        self.scale = (embed_dims // num_heads)**-0.5
+        self.scale = (embed_dims // num_heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(
-            torch.zeros((2 * window_size - 1)**2, num_heads))
+            torch.zeros((2 * window_size - 1) ** 2, num_heads)
+        )
         # Derived from the window size, so it is not part of the state dict.
         self.register_buffer(
-            'relative_position_index',
-            relative_position_index(window_size),
-            persistent=False)
+            'relative_position_index', relative_position_index(window_size), persistent=False
+        )
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop_rate)
         self.proj = nn.Linear(embed_dims, embed_dims)
@@ -174,8 +173,9 @@ class ReconfiguredAttention(BaseModule):
         x = x.reshape(B, L, parts, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         return x.unbind(0)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
-                blocked: Optional[Tensor]) -> Tensor:
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], blocked: Optional[Tensor]
+    ) -> Tensor:
         """Scaled dot-product attention with an additive bias and a block mask.
 
         Blocked scores are set to the lowest finite value, so a blocked key
@@ -193,12 +193,12 @@ class ReconfiguredAttention(BaseModule):
         return out.transpose(1, 2).reshape(B, L, self.embed_dims)
 
     def forward(
-            self,
-            patch_windows: Tensor,
-            det: Tensor,
-            window_blocked: Optional[Tensor] = None,
-            cross_patch: Optional[Tensor] = None,
-            cross_padding_mask: Optional[Tensor] = None
+        self,
+        patch_windows: Tensor,
+        det: Tensor,
+        window_blocked: Optional[Tensor] = None,
+        cross_patch: Optional[Tensor] = None,
+        cross_padding_mask: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
         """Attend patch tokens within windows and [DET] tokens globally.
 
@@ -222,8 +222,9 @@ class ReconfiguredAttention(BaseModule):
             L, C) and [DET] tokens of shape (B, N, C).
         """
         L = patch_windows.shape[1]
-        rel_bias = self.relative_position_bias_table[
-            self.relative_position_index.view(-1)].view(L, L, -1)
+        rel_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(
+            L, L, -1
+        )
         rel_bias = rel_bias.permute(2, 0, 1).unsqueeze(0)
         q, k, v = self._split_heads(self.qkv(patch_windows), 3)
         patch_out = self._attend(q, k, v, rel_bias, window_blocked)
@@ -236,13 +237,14 @@ class ReconfiguredAttention(BaseModule):
             C = self.embed_dims
             kv_bias = None if self.qkv.bias is None else self.qkv.bias[C:]
             patch_k, patch_v = self._split_heads(
-                F.linear(cross_patch, self.qkv.weight[C:], kv_bias), 2)
+                F.linear(cross_patch, self.qkv.weight[C:], kv_bias), 2
+            )
             det_k = torch.cat([patch_k, det_k], dim=2)
             det_v = torch.cat([patch_v, det_v], dim=2)
             if cross_padding_mask is not None:
-                det_blocked = F.pad(
-                    cross_padding_mask, (0, det.shape[1]),
-                    value=False)[:, None, None, :]
+                det_blocked = F.pad(cross_padding_mask, (0, det.shape[1]), value=False)[
+                    :, None, None, :
+                ]
         det_out = self._attend(det_q, det_k, det_v, None, det_blocked)
 
         patch_out = self.proj_drop(self.proj(patch_out))
@@ -272,18 +274,20 @@ class SwinRAMBlock(BaseModule):
         init_cfg (dict, optional): Initialization config.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 window_size: int,
-                 shift_size: int,
-                 det_pos_dims: int,
-                 mlp_ratio: float = 4.,
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        window_size: int,
+        shift_size: int,
+        det_pos_dims: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.window_size = window_size
         self.shift_size = shift_size
@@ -294,9 +298,9 @@ class SwinRAMBlock(BaseModule):
             window_size,
             qkv_bias=qkv_bias,
             attn_drop_rate=attn_drop_rate,
-            proj_drop_rate=drop_rate)
-        self.drop_path = build_dropout(
-            dict(type='DropPath', drop_prob=drop_path_rate))
+            proj_drop_rate=drop_rate,
+        )
+        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
         self.norm2 = nn.LayerNorm(embed_dims)
         self.ffn = FFN(
             embed_dims=embed_dims,
@@ -305,7 +309,8 @@ class SwinRAMBlock(BaseModule):
             ffn_drop=drop_rate,
             dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
             act_cfg=dict(type='GELU'),
-            add_identity=True)
+            add_identity=True,
+        )
         self.det_pos_proj = nn.Linear(det_pos_dims, embed_dims)
 
     def _to_windows(self, patch: Tensor, hw_shape: HWShape) -> Tensor:
@@ -316,8 +321,7 @@ class SwinRAMBlock(BaseModule):
         pad_r = (-W) % self.window_size
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         if self.shift_size:
-            x = torch.roll(
-                x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
+            x = torch.roll(x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
         return window_partition(x, self.window_size)
 
     def _from_windows(self, windows: Tensor, hw_shape: HWShape) -> Tensor:
@@ -327,19 +331,18 @@ class SwinRAMBlock(BaseModule):
         Wp = W + (-W) % self.window_size
         x = window_reverse(windows, self.window_size, Hp, Wp)
         if self.shift_size:
-            x = torch.roll(
-                x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
+            x = torch.roll(x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
         return x[:, :H, :W, :].reshape(x.shape[0], H * W, -1)
 
     def forward(
-            self,
-            patch: Tensor,
-            det: Tensor,
-            hw_shape: HWShape,
-            det_pos: Tensor,
-            window_blocked: Optional[Tensor] = None,
-            cross_pos: Optional[Tensor] = None,
-            cross_padding_mask: Optional[Tensor] = None
+        self,
+        patch: Tensor,
+        det: Tensor,
+        hw_shape: HWShape,
+        det_pos: Tensor,
+        window_blocked: Optional[Tensor] = None,
+        cross_pos: Optional[Tensor] = None,
+        cross_padding_mask: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
         """Forward one block.
 
@@ -364,18 +367,20 @@ class SwinRAMBlock(BaseModule):
         """
         num_patch = patch.shape[1]
         x = torch.cat([patch, det], dim=1)
-        patch_normed, det_normed = self.norm1(x).split(
-            [num_patch, det.shape[1]], dim=1)
+        patch_normed, det_normed = self.norm1(x).split([num_patch, det.shape[1]], dim=1)
         det_normed = det_normed + self.det_pos_proj(det_pos)
         cross_patch = None
         if cross_pos is not None:
             # [DET] x [PATCH] attention sees the unshifted, unpadded map.
             cross_patch = patch_normed + cross_pos
         windows, det_out = self.attn(
-            self._to_windows(patch_normed, hw_shape), det_normed,
-            window_blocked, cross_patch, cross_padding_mask)
-        attn_out = torch.cat([self._from_windows(windows, hw_shape), det_out],
-                             dim=1)
+            self._to_windows(patch_normed, hw_shape),
+            det_normed,
+            window_blocked,
+            cross_patch,
+            cross_padding_mask,
+        )
+        attn_out = torch.cat([self._from_windows(windows, hw_shape), det_out], dim=1)
         # One residual over the joint sequence, so stochastic depth drops a
         # sample's patch and [DET] branches together.
         x = x + self.drop_path(attn_out)
@@ -397,19 +402,16 @@ class PatchDetMerging(BaseModule):
         init_cfg (dict, optional): Initialization config.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, init_cfg: Optional[dict] = None
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(4 * in_channels)
         self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
 
-    def forward(self,
-                patch: Tensor,
-                hw_shape: HWShape,
-                det: Optional[Tensor] = None
-                ) -> Tuple[Tensor, HWShape, Optional[Tensor]]:
+    def forward(
+        self, patch: Tensor, hw_shape: HWShape, det: Optional[Tensor] = None
+    ) -> Tuple[Tensor, HWShape, Optional[Tensor]]:
         """Merge.
 
         Args:
@@ -424,11 +426,9 @@ class PatchDetMerging(BaseModule):
         H, W = hw_shape
         x = patch.view(patch.shape[0], H, W, -1)
         x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-        x = torch.cat([
-            x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2,
-                                                                    1::2]
-        ],
-                      dim=-1)
+        x = torch.cat(
+            [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1
+        )
         out_hw = (x.shape[1], x.shape[2])
         merged = self.reduction(self.norm(x.flatten(1, 2)))
         if det is not None:
@@ -464,48 +464,56 @@ class SwinRAMStage(BaseModule):
         init_cfg (dict, optional): Initialization config.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 depth: int,
-                 num_heads: int,
-                 window_size: int,
-                 det_pos_dims: int,
-                 cross_attn: bool,
-                 downsample_channels: int,
-                 mask_window_padding: bool,
-                 drop_path_rates: Sequence[float],
-                 mlp_ratio: float = 4.,
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        det_pos_dims: int,
+        cross_attn: bool,
+        downsample_channels: int,
+        mask_window_padding: bool,
+        drop_path_rates: Sequence[float],
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.cross_attn = cross_attn
         self.mask_window_padding = mask_window_padding
-        self.blocks = ModuleList([
-            SwinRAMBlock(
-                embed_dims,
-                num_heads,
-                window_size,
-                shift_size=0 if i % 2 == 0 else self.shift_size,
-                det_pos_dims=det_pos_dims,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
-                drop_path_rate=drop_path_rates[i]) for i in range(depth)
-        ])
+        self.blocks = ModuleList(
+            [
+                SwinRAMBlock(
+                    embed_dims,
+                    num_heads,
+                    window_size,
+                    shift_size=0 if i % 2 == 0 else self.shift_size,
+                    det_pos_dims=det_pos_dims,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=drop_path_rates[i],
+                )
+                for i in range(depth)
+            ]
+        )
         if cross_attn:
-            self.cross_pos_embed = SinePositionalEncoding(
-                num_feats=embed_dims // 2, normalize=True)
+            self.cross_pos_embed = SinePositionalEncoding(num_feats=embed_dims // 2, normalize=True)
         self.downsample = PatchDetMerging(embed_dims, downsample_channels)
 
     def _window_masks(
-            self, padding_mask: Optional[Tensor], batch_size: int,
-            hw_shape: HWShape,
-            device: torch.device) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        self,
+        padding_mask: Optional[Tensor],
+        batch_size: int,
+        hw_shape: HWShape,
+        device: torch.device,
+    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Block masks of the regular and of the shifted windows.
 
         Returns:
@@ -515,31 +523,34 @@ class SwinRAMStage(BaseModule):
         H, W = hw_shape
         Hp = H + (-H) % self.window_size
         Wp = W + (-W) % self.window_size
-        shift_blocked = shift_region_mask(Hp, Wp, self.window_size,
-                                          self.shift_size,
-                                          device).unsqueeze(1).repeat(
-                                              batch_size, 1, 1, 1)
+        shift_blocked = (
+            shift_region_mask(Hp, Wp, self.window_size, self.shift_size, device)
+            .unsqueeze(1)
+            .repeat(batch_size, 1, 1, 1)
+        )
         if not self.mask_window_padding:
             return None, shift_blocked
         if padding_mask is None:
-            padding_mask = torch.zeros((batch_size, H, W),
-                                       dtype=torch.bool,
-                                       device=device)
+            padding_mask = torch.zeros((batch_size, H, W), dtype=torch.bool, device=device)
         # The tokens that align the map to the window size are padding too.
         padded = F.pad(padding_mask, (0, Wp - W, 0, Hp - H), value=True)
-        shifted = torch.roll(
-            padded, (-self.shift_size, -self.shift_size), dims=(1, 2))
+        shifted = torch.roll(padded, (-self.shift_size, -self.shift_size), dims=(1, 2))
         regular_blocked, shifted_keys_blocked = [
-            window_partition(keys.unsqueeze(-1),
-                             self.window_size).view(-1, 1, 1,
-                                                    self.window_size**2)
+            window_partition(keys.unsqueeze(-1), self.window_size).view(
+                -1, 1, 1, self.window_size**2
+            )
             for keys in (padded, shifted)
         ]
         return regular_blocked, shifted_keys_blocked | shift_blocked
 
-    def forward(self, patch: Tensor, det: Tensor, hw_shape: HWShape,
-                det_pos: Tensor,
-                padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        patch: Tensor,
+        det: Tensor,
+        hw_shape: HWShape,
+        det_pos: Tensor,
+        padding_mask: Optional[Tensor],
+    ) -> Tuple[Tensor, Tensor]:
         """Forward the blocks (the ``downsample`` is called by the body).
 
         Args:
@@ -556,16 +567,14 @@ class SwinRAMStage(BaseModule):
         """
         B = patch.shape[0]
         regular_blocked, shifted_blocked = self._window_masks(
-            padding_mask, B, hw_shape, patch.device)
+            padding_mask, B, hw_shape, patch.device
+        )
         cross_pos = cross_padding_mask = None
         if self.cross_attn:
             pos_mask = padding_mask
             if pos_mask is None:
-                pos_mask = torch.zeros((B, *hw_shape),
-                                       dtype=torch.bool,
-                                       device=patch.device)
-            cross_pos = self.cross_pos_embed(pos_mask).flatten(2).transpose(
-                1, 2).to(patch.dtype)
+                pos_mask = torch.zeros((B, *hw_shape), dtype=torch.bool, device=patch.device)
+            cross_pos = self.cross_pos_embed(pos_mask).flatten(2).transpose(1, 2).to(patch.dtype)
             if padding_mask is not None:
                 cross_padding_mask = padding_mask.flatten(1)
         for block in self.blocks:
@@ -574,10 +583,10 @@ class SwinRAMStage(BaseModule):
                 det,
                 hw_shape,
                 det_pos,
-                window_blocked=shifted_blocked
-                if block.shift_size else regular_blocked,
+                window_blocked=shifted_blocked if block.shift_size else regular_blocked,
                 cross_pos=cross_pos,
-                cross_padding_mask=cross_padding_mask)
+                cross_padding_mask=cross_padding_mask,
+            )
         return patch, det
 
 
@@ -624,63 +633,53 @@ class SwinRAM(BaseModule):
         init_cfg (dict, optional): Initialization config, e.g. a
             ``Pretrained`` checkpoint in this module's key layout.
     """
+
     arch_zoo = {
-        'nano':
-        dict(
-            embed_dims=48,
-            depths=(2, 2, 6, 2),
-            num_heads=(3, 6, 12, 24),
-            drop_path_rate=0.0),
-        'tiny':
-        dict(
-            embed_dims=96,
-            depths=(2, 2, 6, 2),
-            num_heads=(3, 6, 12, 24),
-            drop_path_rate=0.2),
-        'small':
-        dict(
-            embed_dims=96,
-            depths=(2, 2, 18, 2),
-            num_heads=(3, 6, 12, 24),
-            drop_path_rate=0.3),
-        'base':
-        dict(
-            embed_dims=128,
-            depths=(2, 2, 18, 2),
-            num_heads=(4, 8, 16, 32),
-            drop_path_rate=0.3),
+        'nano': dict(
+            embed_dims=48, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.0
+        ),
+        'tiny': dict(
+            embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.2
+        ),
+        'small': dict(
+            embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.3
+        ),
+        'base': dict(
+            embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.3
+        ),
     }
     patch_size = 4
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
-                 num_det_tokens: int = 100,
-                 cross_attn_stages: Sequence[int] = (3, ),
-                 det_pos_dims: int = 256,
-                 extra_level_channels: int = 256,
-                 window_size: int = 7,
-                 mlp_ratio: float = 4.,
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 drop_path_rate: Optional[float] = None,
-                 mask_window_padding: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'tiny',
+        num_det_tokens: int = 100,
+        cross_attn_stages: Sequence[int] = (3,),
+        det_pos_dims: int = 256,
+        extra_level_channels: int = 256,
+        window_size: int = 7,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: Optional[float] = None,
+        mask_window_padding: bool = True,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._resolve_arch(arch)
         embed_dims, depths = arch['embed_dims'], tuple(arch['depths'])
         num_stages = len(depths)
         if num_det_tokens < 1:
-            raise ValueError(
-                f'num_det_tokens must be >= 1, got {num_det_tokens}')
+            raise ValueError(f'num_det_tokens must be >= 1, got {num_det_tokens}')
         cross_attn_stages = tuple(cross_attn_stages)
         bad_stages = [s for s in cross_attn_stages if not 0 <= s < num_stages]
         if bad_stages:
             raise ValueError(
-                f'cross_attn_stages {bad_stages} out of range: stages are '
-                f'0..{num_stages - 1}')
+                f'cross_attn_stages {bad_stages} out of range: stages are 0..{num_stages - 1}'
+            )
         if drop_path_rate is None:
-            drop_path_rate = arch.get('drop_path_rate', 0.)
+            drop_path_rate = arch.get('drop_path_rate', 0.0)
 
         self.num_det_tokens = num_det_tokens
         self.cross_attn_stages = cross_attn_stages
@@ -689,9 +688,7 @@ class SwinRAM(BaseModule):
         # Channels and strides of the output levels (stages 2.. and the
         # merged last stage) and channels of the output [DET] tokens.
         self.out_channels = stage_channels[1:] + [extra_level_channels]
-        self.out_strides = [
-            self.patch_size * 2**i for i in range(1, num_stages + 1)
-        ]
+        self.out_strides = [self.patch_size * 2**i for i in range(1, num_stages + 1)]
         self.det_channels = stage_channels[-1]
 
         self.patch_embed = PatchEmbed(
@@ -700,18 +697,14 @@ class SwinRAM(BaseModule):
             kernel_size=self.patch_size,
             stride=self.patch_size,
             padding='corner',
-            norm_cfg=dict(type='LN'))
-        self.det_tokens = nn.Parameter(
-            torch.zeros(1, num_det_tokens, embed_dims))
-        self.det_pos_embed = nn.Parameter(
-            torch.zeros(1, num_det_tokens, det_pos_dims))
+            norm_cfg=dict(type='LN'),
+        )
+        self.det_tokens = nn.Parameter(torch.zeros(1, num_det_tokens, embed_dims))
+        self.det_pos_embed = nn.Parameter(torch.zeros(1, num_det_tokens, det_pos_dims))
 
         # Stochastic depth grows linearly from 0 to drop_path_rate.
         num_blocks = sum(depths)
-        dpr = [
-            drop_path_rate * i / max(num_blocks - 1, 1)
-            for i in range(num_blocks)
-        ]
+        dpr = [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]
         self.stages = ModuleList()
         for i in range(num_stages):
             self.stages.append(
@@ -722,30 +715,34 @@ class SwinRAM(BaseModule):
                     window_size=window_size,
                     det_pos_dims=det_pos_dims,
                     cross_attn=i in cross_attn_stages,
-                    downsample_channels=stage_channels[i + 1] if i +
-                    1 < num_stages else extra_level_channels,
+                    downsample_channels=stage_channels[i + 1]
+                    if i + 1 < num_stages
+                    else extra_level_channels,
                     mask_window_padding=mask_window_padding,
-                    drop_path_rates=dpr[sum(depths[:i]):sum(depths[:i + 1])],
+                    drop_path_rates=dpr[sum(depths[:i]) : sum(depths[: i + 1])],
                     mlp_ratio=mlp_ratio,
                     qkv_bias=qkv_bias,
                     drop_rate=drop_rate,
-                    attn_drop_rate=attn_drop_rate))
+                    attn_drop_rate=attn_drop_rate,
+                )
+            )
 
     @classmethod
     def _resolve_arch(cls, arch: Union[str, dict]) -> dict:
         """Variant name or explicit dict -> validated arch dict."""
         if isinstance(arch, str):
             if arch not in cls.arch_zoo:
-                raise ValueError(f'Unknown arch {arch!r}; choose from '
-                                 f'{sorted(cls.arch_zoo)} or pass a dict')
+                raise ValueError(
+                    f'Unknown arch {arch!r}; choose from {sorted(cls.arch_zoo)} or pass a dict'
+                )
             return dict(cls.arch_zoo[arch])
         required = {'embed_dims', 'depths', 'num_heads'}
         if not isinstance(arch, dict) or not required <= set(arch):
-            raise ValueError(f'A custom arch must be a dict with keys '
-                             f'{sorted(required)}, got {arch!r}')
+            raise ValueError(
+                f'A custom arch must be a dict with keys {sorted(required)}, got {arch!r}'
+            )
         if len(arch['depths']) != len(arch['num_heads']):
-            raise ValueError('arch depths and num_heads must have the same '
-                             f'length, got {arch!r}')
+            raise ValueError(f'arch depths and num_heads must have the same length, got {arch!r}')
         return dict(arch)
 
     def init_weights(self) -> None:
@@ -764,9 +761,7 @@ class SwinRAM(BaseModule):
         super().init_weights()
 
     def forward(
-        self,
-        inputs: Tensor,
-        padding_mask: Optional[Tensor] = None
+        self, inputs: Tensor, padding_mask: Optional[Tensor] = None
     ) -> Tuple[Tuple[Tensor, ...], Tensor, Tensor]:
         """Forward the body.
 
@@ -792,10 +787,8 @@ class SwinRAM(BaseModule):
         for i, stage in enumerate(self.stages):
             stage_mask = None
             if padding_mask is not None:
-                stage_mask = downsample_padding_mask(padding_mask,
-                                                     self.patch_size * 2**i)
-            patch, det = stage(patch, det, hw_shape, self.det_pos_embed,
-                               stage_mask)
+                stage_mask = downsample_padding_mask(padding_mask, self.patch_size * 2**i)
+            patch, det = stage(patch, det, hw_shape, self.det_pos_embed, stage_mask)
             if i > 0:
                 levels.append(self._to_map(patch, hw_shape))
             is_last = i == len(self.stages) - 1
@@ -803,8 +796,7 @@ class SwinRAM(BaseModule):
                 det_out = det
             # The [DET] tokens leave the body after the last stage, so its
             # merging (the extra level) only concerns the patch tokens.
-            patch, hw_shape, det = stage.downsample(patch, hw_shape,
-                                                    None if is_last else det)
+            patch, hw_shape, det = stage.downsample(patch, hw_shape, None if is_last else det)
         levels.append(self._to_map(patch, hw_shape))
         return tuple(levels), det_out, self.det_pos_embed
 

@@ -1,19 +1,20 @@
 # Copyright (c) mokd_mm contributors. All rights reserved.
 """ViDT: the encoder-free detector around a :class:`SwinRAM` body."""
+
 import copy
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmengine.model import xavier_init
-from torch import Tensor
-
 from mmdet.models.detectors import DetectionTransformer
 from mmdet.models.layers import inverse_sigmoid
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.model import xavier_init
+from torch import Tensor
+
 from .cuda_fallback import FallbackMultiScaleDeformableAttention
 from .deformable_decoder import FallbackDeformableDecoder
 from .padding import downsample_padding_mask, padding_mask_from_samples
@@ -40,7 +41,8 @@ class TokenProjection(ConvModule):
             kernel_size=1,
             bias=True,
             norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=None)
+            act_cfg=None,
+        )
 
     def forward(self, tokens: Tensor) -> Tensor:
         """(B, N, C_in) -> (B, N, C_out)."""
@@ -94,15 +96,17 @@ class ViDT(DetectionTransformer):
         init_cfg (dict, optional): Initialization config.
     """
 
-    def __init__(self,
-                 backbone: ConfigType,
-                 decoder: ConfigType,
-                 bbox_head: ConfigType,
-                 num_queries: int = 100,
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+    def __init__(
+        self,
+        backbone: ConfigType,
+        decoder: ConfigType,
+        bbox_head: ConfigType,
+        num_queries: int = 100,
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        data_preprocessor: OptConfigType = None,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
         if num_queries < 1:
             raise ValueError(f'num_queries must be >= 1, got {num_queries}')
         backbone = copy.deepcopy(backbone)
@@ -110,20 +114,20 @@ class ViDT(DetectionTransformer):
         if body_tokens != num_queries:
             raise ValueError(
                 f'backbone.num_det_tokens ({body_tokens}) differs from '
-                f'num_queries ({num_queries}); set num_queries only')
+                f'num_queries ({num_queries}); set num_queries only'
+            )
         backbone['num_det_tokens'] = num_queries
         bbox_head = copy.deepcopy(bbox_head)
-        preset = {'num_pred_layer', 'share_pred_layer', 'as_two_stage'
-                  } & set(bbox_head)
+        preset = {'num_pred_layer', 'share_pred_layer', 'as_two_stage'} & set(bbox_head)
         if preset:
-            raise ValueError(f'bbox_head keys {sorted(preset)} are set by '
-                             'ViDT; remove them from the config')
+            raise ValueError(
+                f'bbox_head keys {sorted(preset)} are set by ViDT; remove them from the config'
+            )
         # Level 0 predicts from the body [DET] tokens, then one level per
         # decoder layer, each with its own branches (box refinement).
         bbox_head.update(
-            num_pred_layer=decoder['num_layers'] + 1,
-            share_pred_layer=False,
-            as_two_stage=False)
+            num_pred_layer=decoder['num_layers'] + 1, share_pred_layer=False, as_two_stage=False
+        )
         super().__init__(
             backbone=backbone,
             decoder=decoder,
@@ -132,7 +136,8 @@ class ViDT(DetectionTransformer):
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+        )
 
     def _init_layers(self) -> None:
         """Build the neck projections and the decoder."""
@@ -142,20 +147,23 @@ class ViDT(DetectionTransformer):
         if num_levels != len(self.backbone.out_channels):
             raise ValueError(
                 f'decoder cross_attn_cfg.num_levels ({num_levels}) must '
-                f'equal the body levels ({len(self.backbone.out_channels)})')
-        self.input_projs = nn.ModuleList([
-            ConvModule(
-                channels,
-                self.embed_dims,
-                kernel_size=1,
-                bias=True,
-                norm_cfg=dict(type='GN', num_groups=32),
-                act_cfg=None) for channels in self.backbone.out_channels
-        ])
-        self.det_token_proj = TokenProjection(self.backbone.det_channels,
-                                              self.embed_dims)
-        self.det_pos_proj = TokenProjection(self.backbone.det_pos_dims,
-                                            self.embed_dims)
+                f'equal the body levels ({len(self.backbone.out_channels)})'
+            )
+        self.input_projs = nn.ModuleList(
+            [
+                ConvModule(
+                    channels,
+                    self.embed_dims,
+                    kernel_size=1,
+                    bias=True,
+                    norm_cfg=dict(type='GN', num_groups=32),
+                    act_cfg=None,
+                )
+                for channels in self.backbone.out_channels
+            ]
+        )
+        self.det_token_proj = TokenProjection(self.backbone.det_channels, self.embed_dims)
+        self.det_pos_proj = TokenProjection(self.backbone.det_pos_dims, self.embed_dims)
         self.reference_points_fc = nn.Linear(self.embed_dims, 2)
 
     def init_weights(self) -> None:
@@ -167,17 +175,15 @@ class ViDT(DetectionTransformer):
         for m in self.decoder.modules():
             if isinstance(m, FallbackMultiScaleDeformableAttention):
                 m.init_weights()
-        for proj in [
-                *self.input_projs, self.det_token_proj, self.det_pos_proj
-        ]:
-            xavier_init(proj.conv, distribution='uniform', bias=0.)
-        xavier_init(self.reference_points_fc, distribution='uniform', bias=0.)
+        for proj in [*self.input_projs, self.det_token_proj, self.det_pos_proj]:
+            xavier_init(proj.conv, distribution='uniform', bias=0.0)
+        xavier_init(self.reference_points_fc, distribution='uniform', bias=0.0)
 
     # The body needs the padding mask, which only the data samples carry,
     # so the three modes pass them to ``extract_feat``.
-    def extract_feat(self,
-                     batch_inputs: Tensor,
-                     batch_data_samples: OptSampleList = None) -> BodyOutputs:
+    def extract_feat(
+        self, batch_inputs: Tensor, batch_data_samples: OptSampleList = None
+    ) -> BodyOutputs:
         """Run the body.
 
         Args:
@@ -190,12 +196,10 @@ class ViDT(DetectionTransformer):
             tuple: ``(levels, det_tokens, det_pos)``, see
             :meth:`SwinRAM.forward`.
         """
-        padding_mask = padding_mask_from_samples(batch_data_samples,
-                                                 batch_inputs.device)
+        padding_mask = padding_mask_from_samples(batch_data_samples, batch_inputs.device)
         return self.backbone(batch_inputs, padding_mask)
 
-    def loss(self, batch_inputs: Tensor,
-             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Compute the losses of all prediction levels.
 
         Args:
@@ -208,18 +212,17 @@ class ViDT(DetectionTransformer):
             the last level and ``d{i}.*`` of the others.
         """
         img_feats = self.extract_feat(batch_inputs, batch_data_samples)
-        head_inputs_dict = self.forward_transformer(img_feats,
-                                                    batch_data_samples)
+        head_inputs_dict = self.forward_transformer(img_feats, batch_data_samples)
         return self.bbox_head.loss(
             **head_inputs_dict,
             enc_outputs_class=None,
             enc_outputs_coord=None,
-            batch_data_samples=batch_data_samples)
+            batch_data_samples=batch_data_samples,
+        )
 
-    def predict(self,
-                batch_inputs: Tensor,
-                batch_data_samples: SampleList,
-                rescale: bool = True) -> SampleList:
+    def predict(
+        self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True
+    ) -> SampleList:
         """Predict boxes from the last prediction level.
 
         Args:
@@ -231,28 +234,24 @@ class ViDT(DetectionTransformer):
             list[:obj:`DetDataSample`]: Samples with ``pred_instances``.
         """
         img_feats = self.extract_feat(batch_inputs, batch_data_samples)
-        head_inputs_dict = self.forward_transformer(img_feats,
-                                                    batch_data_samples)
+        head_inputs_dict = self.forward_transformer(img_feats, batch_data_samples)
         results_list = self.bbox_head.predict(
-            **head_inputs_dict,
-            rescale=rescale,
-            batch_data_samples=batch_data_samples)
+            **head_inputs_dict, rescale=rescale, batch_data_samples=batch_data_samples
+        )
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     def _forward(
-            self,
-            batch_inputs: Tensor,
-            batch_data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
+        self, batch_inputs: Tensor, batch_data_samples: OptSampleList = None
+    ) -> Tuple[Tensor, Tensor]:
         """Raw head outputs of all levels: (cls logits, normalized boxes)."""
         img_feats = self.extract_feat(batch_inputs, batch_data_samples)
-        head_inputs_dict = self.forward_transformer(img_feats,
-                                                    batch_data_samples)
+        head_inputs_dict = self.forward_transformer(img_feats, batch_data_samples)
         # Called as a module (not ``.forward``) so ``bbox_head`` hooks fire.
         return self.bbox_head(**head_inputs_dict)
 
-    def forward_transformer(self,
-                            img_feats: BodyOutputs,
-                            batch_data_samples: OptSampleList = None) -> Dict:
+    def forward_transformer(
+        self, img_feats: BodyOutputs, batch_data_samples: OptSampleList = None
+    ) -> Dict:
         """Neck and decoder: 'pre_transformer' -> 'forward_encoder' (the
         identity, ViDT has no encoder) -> 'pre_decoder' (the body [DET]
         tokens become the queries) -> 'forward_decoder'.
@@ -267,19 +266,18 @@ class ViDT(DetectionTransformer):
             inputs of ``bbox_head``).
         """
         levels, det_tokens, det_pos = img_feats
-        encoder_inputs_dict, decoder_inputs_dict = self.pre_transformer(
-            levels, batch_data_samples)
+        encoder_inputs_dict, decoder_inputs_dict = self.pre_transformer(levels, batch_data_samples)
         encoder_outputs_dict = self.forward_encoder(**encoder_inputs_dict)
         tmp_dec_in, head_inputs_dict = self.pre_decoder(
-            det_tokens=det_tokens, det_pos=det_pos, **encoder_outputs_dict)
+            det_tokens=det_tokens, det_pos=det_pos, **encoder_outputs_dict
+        )
         decoder_inputs_dict.update(tmp_dec_in)
         head_inputs_dict.update(self.forward_decoder(**decoder_inputs_dict))
         return head_inputs_dict
 
     def pre_transformer(
-            self,
-            mlvl_feats: Sequence[Tensor],
-            batch_data_samples: OptSampleList = None) -> Tuple[Dict, Dict]:
+        self, mlvl_feats: Sequence[Tensor], batch_data_samples: OptSampleList = None
+    ) -> Tuple[Dict, Dict]:
         """Project and flatten the patch levels and build their masks.
 
         Args:
@@ -296,25 +294,22 @@ class ViDT(DetectionTransformer):
             2)).
         """
         batch_size = mlvl_feats[0].shape[0]
-        padding_mask = padding_mask_from_samples(batch_data_samples,
-                                                 mlvl_feats[0].device)
+        padding_mask = padding_mask_from_samples(batch_data_samples, mlvl_feats[0].device)
         feats, masks, shapes = [], [], []
-        for proj, feat, stride in zip(self.input_projs, mlvl_feats,
-                                      self.backbone.out_strides):
+        for proj, feat, stride in zip(self.input_projs, mlvl_feats, self.backbone.out_strides):
             feat = proj(feat)
             shapes.append(feat.shape[-2:])
             feats.append(feat.flatten(2).transpose(1, 2))
             if padding_mask is not None:
                 masks.append(downsample_padding_mask(padding_mask, stride))
         feat_flatten = torch.cat(feats, 1)
-        spatial_shapes = torch.as_tensor(
-            shapes, dtype=torch.long, device=feat_flatten.device)
-        level_start_index = torch.cat((spatial_shapes.new_zeros(
-            (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
+        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=feat_flatten.device)
+        level_start_index = torch.cat(
+            (spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1])
+        )
         if masks:
             mask_flatten = torch.cat([m.flatten(1) for m in masks], 1)
-            valid_ratios = torch.stack(
-                [self.get_valid_ratio(m) for m in masks], 1)
+            valid_ratios = torch.stack([self.get_valid_ratio(m) for m in masks], 1)
         else:
             mask_flatten = None
             valid_ratios = feat_flatten.new_ones(batch_size, len(feats), 2)
@@ -323,7 +318,8 @@ class ViDT(DetectionTransformer):
             memory_mask=mask_flatten,
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
-            valid_ratios=valid_ratios)
+            valid_ratios=valid_ratios,
+        )
         return encoder_inputs_dict, decoder_inputs_dict
 
     def forward_encoder(self, feat: Tensor) -> Dict:
@@ -338,8 +334,7 @@ class ViDT(DetectionTransformer):
         """
         return dict(memory=feat)
 
-    def pre_decoder(self, memory: Tensor, det_tokens: Tensor,
-                    det_pos: Tensor) -> Tuple[Dict, Dict]:
+    def pre_decoder(self, memory: Tensor, det_tokens: Tensor, det_pos: Tensor) -> Tuple[Dict, Dict]:
         """Turn the body's [DET] tokens into the decoder queries.
 
         Args:
@@ -356,17 +351,21 @@ class ViDT(DetectionTransformer):
         query_pos = self.det_pos_proj(det_pos).expand(query.shape[0], -1, -1)
         reference_points = self.reference_points_fc(query_pos).sigmoid()
         decoder_inputs_dict = dict(
-            query=query,
-            query_pos=query_pos,
-            memory=memory,
-            reference_points=reference_points)
+            query=query, query_pos=query_pos, memory=memory, reference_points=reference_points
+        )
         return decoder_inputs_dict, dict()
 
-    def forward_decoder(self, query: Tensor, query_pos: Tensor, memory: Tensor,
-                        memory_mask: Optional[Tensor],
-                        reference_points: Tensor, spatial_shapes: Tensor,
-                        level_start_index: Tensor,
-                        valid_ratios: Tensor) -> Dict:
+    def forward_decoder(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memory: Tensor,
+        memory_mask: Optional[Tensor],
+        reference_points: Tensor,
+        spatial_shapes: Tensor,
+        level_start_index: Tensor,
+        valid_ratios: Tensor,
+    ) -> Dict:
         """Refine the references with level 0, then decode.
 
         Args:
@@ -389,9 +388,11 @@ class ViDT(DetectionTransformer):
         # Level 0 refines the 2-d centers into the first reference boxes,
         # as the official ViDT does before its first decoder layer.
         delta = reg_branches[0](query)
-        first_boxes = torch.cat([
-            delta[..., :2] + inverse_sigmoid(reference_points), delta[..., 2:]
-        ], -1).sigmoid().detach()
+        first_boxes = (
+            torch.cat([delta[..., :2] + inverse_sigmoid(reference_points), delta[..., 2:]], -1)
+            .sigmoid()
+            .detach()
+        )
         inter_states, inter_references = self.decoder(
             query=query,
             value=memory,
@@ -401,7 +402,8 @@ class ViDT(DetectionTransformer):
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
             valid_ratios=valid_ratios,
-            reg_branches=reg_branches[1:])
+            reg_branches=reg_branches[1:],
+        )
         hidden_states = torch.cat([query.unsqueeze(0), inter_states], 0)
         references = [reference_points, first_boxes, *inter_references]
         return dict(hidden_states=hidden_states, references=references)

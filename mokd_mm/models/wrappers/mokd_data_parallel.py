@@ -11,6 +11,7 @@ any model. Rules that take per-objective gradients switch the reducer off
 for that forward (``MoKDOptimWrapper.optim_context``) and average the
 gradients themselves, once.
 """
+
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 

@@ -1,10 +1,17 @@
 """The balancer interface: one balanced backward pass, with the hooks the
 MMEngine adapter uses (averaging over processes, loss scaling)."""
+
 import pytest
 import torch
 
-from mokd_mm.core.balancers import (RULES, Balancer, FixedWeights, MoKDExact,
-                                    NonFiniteObjectiveError, PCGrad)
+from mokd_mm.core.balancers import (
+    RULES,
+    Balancer,
+    FixedWeights,
+    MoKDExact,
+    NonFiniteObjectiveError,
+    PCGrad,
+)
 
 
 class Spy(Balancer):
@@ -24,7 +31,7 @@ def _model():
 
 def _objectives(model):
     y = model(torch.ones(4, 3))
-    return torch.stack([(y[:, 0]**2).mean() + 1, (y[:, 1] - 2).abs().mean() + 1])
+    return torch.stack([(y[:, 0] ** 2).mean() + 1, (y[:, 1] - 2).abs().mean() + 1])
 
 
 def test_loss_rule_backward_scales_and_reduces():
@@ -47,9 +54,12 @@ def test_gradient_rule_sees_unscaled_reduced_gradients_and_writes_scaled_grads()
     model = _model()
     params = list(model.parameters())
     objectives = _objectives(model)
-    raw = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(o, params,
-                                                                            retain_graph=True)])
-                       for o in objectives])
+    raw = torch.stack(
+        [
+            torch.cat([g.flatten() for g in torch.autograd.grad(o, params, retain_graph=True)])
+            for o in objectives
+        ]
+    )
     rule = Spy(2)
     calls = []
 

@@ -1,8 +1,9 @@
 """The gradient-based rules against their published definitions, by hand."""
+
 import pytest
 import torch
 
-from mokd_mm.core.balancers import CAGrad, GradDrop, IMTLG, MGDA, PCGrad
+from mokd_mm.core.balancers import IMTLG, MGDA, CAGrad, GradDrop, PCGrad
 
 
 def _conflicting(seed=0, k=2, n=6):
@@ -17,8 +18,12 @@ def test_mgda_two_objectives_closed_form(normalization):
     grads = _conflicting()
     losses = torch.tensor([0.5, 3.0], dtype=torch.float64)
     norms = grads.norm(dim=1)
-    divisor = {'none': torch.ones(2, dtype=torch.float64), 'loss': losses, 'norm': norms,
-               'loss+': losses * norms}[normalization]
+    divisor = {
+        'none': torch.ones(2, dtype=torch.float64),
+        'loss': losses,
+        'norm': norms,
+        'loss+': losses * norms,
+    }[normalization]
     v1, v2 = grads[0] / divisor[0], grads[1] / divisor[1]
     c = float((v2 @ v2 - v1 @ v2) / ((v1 - v2) @ (v1 - v2)))
     assert 0.001 < c < 0.999
@@ -37,8 +42,12 @@ def test_pcgrad_projects_each_conflicting_pair():
     assert rule.applied.tolist() == pytest.approx([2.0, 1.5, 1.0])  # 2 g1 + 1.5 g2 + g3
     assert torch.allclose(rule.applied @ g, direction)
     two = _conflicting()
-    expected = (two[0] - (two[0] @ two[1]) / (two[1] @ two[1]) * two[1]
-                + two[1] - (two[1] @ two[0]) / (two[0] @ two[0]) * two[0])
+    expected = (
+        two[0]
+        - (two[0] @ two[1]) / (two[1] @ two[1]) * two[1]
+        + two[1]
+        - (two[1] @ two[0]) / (two[0] @ two[0]) * two[0]
+    )
     assert torch.allclose(PCGrad(2).combine_gradients(two, torch.ones(2)), expected)
 
 

@@ -1,9 +1,15 @@
 """The loss-weighting rules against their published definitions, by hand."""
+
 import pytest
 import torch
 
-from mokd_mm.core.balancers import (DynamicWeightAverage, FixedWeights, RandomLossWeighting,
-                                    ScaleInvariant, UncertaintyWeighting)
+from mokd_mm.core.balancers import (
+    DynamicWeightAverage,
+    FixedWeights,
+    RandomLossWeighting,
+    ScaleInvariant,
+    UncertaintyWeighting,
+)
 
 
 def test_fixed_weights_by_name_or_order():
@@ -18,10 +24,10 @@ def test_fixed_weights_by_name_or_order():
 
 def test_scale_invariant_is_the_gradient_of_the_summed_logs():
     theta = torch.tensor([1.5, -0.5], requires_grad=True)
-    losses = torch.stack([theta[0]**2, torch.exp(theta[1])])
+    losses = torch.stack([theta[0] ** 2, torch.exp(theta[1])])
     ScaleInvariant(2).backward(losses)
     ref = theta.detach().clone().requires_grad_(True)
-    torch.log(torch.stack([ref[0]**2, torch.exp(ref[1])])).sum().backward()
+    torch.log(torch.stack([ref[0] ** 2, torch.exp(ref[1])])).sum().backward()
     assert theta.grad.tolist() == pytest.approx(ref.grad.tolist())
     with pytest.warns(RuntimeWarning, match='not positive'):
         assert ScaleInvariant(2).loss_weights(torch.tensor([0.0, 2.0])).tolist() == [0.0, 0.5]
@@ -38,13 +44,13 @@ def test_uncertainty_weighting_is_joint_descent_on_kendalls_objective():
     adam = torch.optim.Adam([ref_s], lr=0.025)
     for _ in range(5):
         applied = 0.5 * torch.exp(-ref_s.detach())
-        losses = torch.stack([theta[0]**2 + 1, theta[1]**2 + 3])
+        losses = torch.stack([theta[0] ** 2 + 1, theta[1] ** 2 + 3])
         rule.backward(losses)
         opt.step()
         opt.zero_grad()
         rule.update(losses.detach())
 
-        ref_losses = torch.stack([ref_theta[0]**2 + 1, ref_theta[1]**2 + 3])
+        ref_losses = torch.stack([ref_theta[0] ** 2 + 1, ref_theta[1] ** 2 + 3])
         (0.5 * (torch.exp(-ref_s) * ref_losses + ref_s)).sum().backward()
         sgd.step()
         adam.step()
@@ -84,5 +90,6 @@ def test_random_loss_weighting_draws_softmax_normal_weights():
     resumed.load_state_dict(rule.state_dict())
     assert torch.equal(resumed.loss_weights(torch.ones(3)), rule.loss_weights(torch.ones(3)))
     torch.manual_seed(11)
-    assert torch.equal(RandomLossWeighting(2).generator.get_state(),
-                       torch.Generator().manual_seed(11).get_state())
+    assert torch.equal(
+        RandomLossWeighting(2).generator.get_state(), torch.Generator().manual_seed(11).get_state()
+    )

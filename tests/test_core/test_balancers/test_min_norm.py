@@ -1,4 +1,5 @@
 """The min-norm solvers against the paper's statements and brute force."""
+
 import itertools
 
 import pytest
@@ -50,7 +51,7 @@ def test_theorem_formula_and_corollaries_on_conflicting_gradients(seed):
     a, b = float(g @ g1), float(g @ g2)
     assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
     assert a >= 0
-    assert a == pytest.approx(float((g11 * g22 - g12**2) / (g1 - g2).norm()**2), rel=1e-9)
+    assert a == pytest.approx(float((g11 * g22 - g12**2) / (g1 - g2).norm() ** 2), rel=1e-9)
     # |g|^2 = <g, g1> = (g11 g22 - g12^2) / |g1 - g2|^2 (appendix B.2).
     assert float(g @ g) == pytest.approx(a, rel=1e-9, abs=1e-12)
     # Corollary 3.5 (as proved in appendix B.5): |g| <= |g1||g2| / |g1 - g2|.
@@ -102,9 +103,12 @@ def test_three_objectives_match_brute_force(seed):
     pi = min_norm_weights(gram)
     steps = 200
     best = min(
-        _norm_of_combination(gram, torch.tensor([i / steps, j / steps, 1 - (i + j) / steps],
-                                                dtype=torch.float64))
-        for i, j in itertools.product(range(steps + 1), repeat=2) if i + j <= steps)
+        _norm_of_combination(
+            gram, torch.tensor([i / steps, j / steps, 1 - (i + j) / steps], dtype=torch.float64)
+        )
+        for i, j in itertools.product(range(steps + 1), repeat=2)
+        if i + j <= steps
+    )
     assert pi.sum().item() == pytest.approx(1.0)
     assert _norm_of_combination(gram, pi) <= best + 1e-9
 
@@ -122,19 +126,23 @@ def test_mgda_solver_clips_pairs_and_matches_the_exact_solution_inside():
     point."""
     g1 = torch.tensor([1.0, 0.0], dtype=torch.float64)
     g2 = torch.tensor([3.0, 0.1], dtype=torch.float64)  # <g1, g2> >= |g1|^2
-    assert frank_wolfe_min_norm_weights(gram_matrix([g1, g2])).tolist() == \
-        pytest.approx([0.999, 0.001])
-    assert frank_wolfe_min_norm_weights(gram_matrix([g2, g1])).tolist() == \
-        pytest.approx([0.001, 0.999])
+    assert frank_wolfe_min_norm_weights(gram_matrix([g1, g2])).tolist() == pytest.approx(
+        [0.999, 0.001]
+    )
+    assert frank_wolfe_min_norm_weights(gram_matrix([g2, g1])).tolist() == pytest.approx(
+        [0.001, 0.999]
+    )
     for seed in range(5):
         grads = _random_gradients(seed, k=2, conflict=-1)
         gram = gram_matrix(grads)
-        assert frank_wolfe_min_norm_weights(gram).tolist() == \
-            pytest.approx(min_norm_weights(gram).tolist(), rel=1e-9)
+        assert frank_wolfe_min_norm_weights(gram).tolist() == pytest.approx(
+            min_norm_weights(gram).tolist(), rel=1e-9
+        )
         grads = _random_gradients(seed, k=4, n=3)
         gram = gram_matrix(grads)
         pi = frank_wolfe_min_norm_weights(gram)
         assert pi.sum().item() == pytest.approx(1.0) and (pi >= 0).all()
         exact = min_norm_weights(gram)
         assert _norm_of_combination(gram, pi) == pytest.approx(
-            _norm_of_combination(gram, exact), rel=1e-3, abs=1e-6)
+            _norm_of_combination(gram, exact), rel=1e-3, abs=1e-6
+        )

@@ -1,4 +1,5 @@
 """MoKD's amortized and exact rules against hand computations."""
+
 import warnings
 
 import pytest
@@ -9,7 +10,7 @@ from mokd_mm.core.balancers.min_norm import min_norm_weights
 
 
 def _two_losses(theta):
-    return torch.stack([theta[0]**2, 3 * theta[1]])  # 1 and 6 at theta = (1, 2)
+    return torch.stack([theta[0] ** 2, 3 * theta[1]])  # 1 and 6 at theta = (1, 2)
 
 
 def test_amortized_step_by_hand():
@@ -30,7 +31,8 @@ def test_amortized_step_by_hand():
     d0, d1 = torch.log(torch.tensor([1 / 0.5, 6 / 5.0])).tolist()
     # softmax Jacobian at z = (1/2, 1/2): [[1/4, -1/4], [-1/4, 1/4]]; SGD step.
     assert rule.logits.detach().tolist() == pytest.approx(
-        [-0.1 * 0.25 * (d0 - d1), -0.1 * 0.25 * (d1 - d0)])
+        [-0.1 * 0.25 * (d0 - d1), -0.1 * 0.25 * (d1 - d0)]
+    )
     assert rule.weights()[0] < 0.5  # the objective that improved more loses weight
     logs = rule.log_vars()
     assert logs['pi_0'] == logs['pi_1'] == 0.5  # what the step applied

@@ -1,12 +1,13 @@
 """MoKDDistiller on mmpretrain classifiers (the demo's teacher and student)."""
+
 import copy
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import DefaultScope, OPTIM_WRAPPERS
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import OPTIM_WRAPPERS, DefaultScope
 from mmpretrain.registry import DATASETS
 
 from tests.conftest import MOKD_CFG, build_in_scope
@@ -28,8 +29,12 @@ def _batch(cfg, shapes_root, n=8):
 
 
 def _wrapper(model, **kwargs):
-    cfg = dict(type='MoKDOptimWrapper', constructor='MoKDOptimWrapperConstructor',
-               optimizer=dict(type='SGD', lr=0.05), **kwargs)
+    cfg = dict(
+        type='MoKDOptimWrapper',
+        constructor='MoKDOptimWrapperConstructor',
+        optimizer=dict(type='SGD', lr=0.05),
+        **kwargs,
+    )
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return build_optim_wrapper(model, cfg)
 
@@ -39,8 +44,9 @@ def test_teacher_is_loaded_frozen_and_outside_the_checkpoint(teacher_ckpt):
     distiller = build_in_scope(model_cfg)
     saved = torch.load(teacher_ckpt)['state_dict']
     # Built without reading the file (testing needs no teacher)...
-    assert not torch.equal(distiller.teacher.state_dict()['head.fc.weight'],
-                           saved['head.fc.weight'])
+    assert not torch.equal(
+        distiller.teacher.state_dict()['head.fc.weight'], saved['head.fc.weight']
+    )
     distiller.eval()
     assert not distiller._teacher_loaded
     # ... loaded when training starts.
@@ -72,11 +78,19 @@ def test_train_step_updates_student_and_connectors_only(teacher_ckpt, shapes_roo
     conn = distiller.distill_losses['loss_feat'].connectors[0]
     metric_before = conn.metric.detach().clone()
     log_vars = distiller.train_step(_batch(cfg, shapes_root), wrapper)
-    for key in ('student.loss', 'distill.loss_kl', 'distill.loss_feat', 'objective.distill',
-                'objective.task', 'mokd/pi_distill', 'mokd/pi_task'):
+    for key in (
+        'student.loss',
+        'distill.loss_kl',
+        'distill.loss_feat',
+        'objective.distill',
+        'objective.task',
+        'mokd/pi_distill',
+        'mokd/pi_task',
+    ):
         assert key in log_vars
     assert float(log_vars['objective.distill']) == pytest.approx(
-        float(log_vars['distill.loss_kl']) + float(log_vars['distill.loss_feat']), rel=1e-5)
+        float(log_vars['distill.loss_kl']) + float(log_vars['distill.loss_feat']), rel=1e-5
+    )
     teacher_after = distiller.teacher.state_dict()
     assert all(torch.equal(teacher_before[k], teacher_after[k]) for k in teacher_before)
     student_after = distiller.student.state_dict()
@@ -98,7 +112,7 @@ def test_predict_runs_the_student_or_the_teacher(teacher_ckpt, shapes_root):
     out = distiller(data['inputs'], data['data_samples'], mode='tensor')
     assert torch.equal(out, distiller.student(data['inputs'], mode='tensor'))
     preds = distiller.val_step(_batch(cfg, shapes_root, 4))
-    assert len(preds) == 4 and preds[0].pred_score.shape == (4, )
+    assert len(preds) == 4 and preds[0].pred_score.shape == (4,)
     _, teacher_cfg = _cfg(teacher_ckpt, predict_with='teacher')
     as_teacher = build_in_scope(teacher_cfg).eval()
     out_t = as_teacher(data['inputs'], data['data_samples'], mode='tensor')
@@ -132,16 +146,24 @@ def test_bad_input_is_named(teacher_ckpt, tmp_path):
         build(teacher_taps=dict(base['teacher_taps'], extra='head'))
     losses = copy.deepcopy(base['distill_losses'])
     losses['loss_kl']['connector'] = dict(type='LinearConnector', student_dim=5, teacher_dim=4)
-    with pytest.raises(ValueError, match="loss_kl: the connector expects student_dim=5 but "
-                       "student tap 'logits' \\(module 'head.fc'\\) has 4"):
+    with pytest.raises(
+        ValueError,
+        match='loss_kl: the connector expects student_dim=5 but '
+        "student tap 'logits' \\(module 'head.fc'\\) has 4",
+    ):
         build(distill_losses=losses)
     losses = copy.deepcopy(base['distill_losses'])
     losses['loss_feat']['connector'] = dict(type='LinearConnector')
-    with pytest.raises(ValueError, match="loss_feat: cannot tell the channels of student tap "
-                       "'feat' from its module; give the connector student_dim"):
+    with pytest.raises(
+        ValueError,
+        match='loss_feat: cannot tell the channels of student tap '
+        "'feat' from its module; give the connector student_dim",
+    ):
         # An item of the neck's tuple output: no layer declares its width.
-        build(distill_losses=losses,
-              student_taps=dict(feat=dict(module='neck', index=-1), logits='head.fc'))
+        build(
+            distill_losses=losses,
+            student_taps=dict(feat=dict(module='neck', index=-1), logits='head.fc'),
+        )
     with pytest.raises(ValueError, match="'distill.loss_feat' is assigned to no objective"):
         build(objectives=dict(distill=['distill.loss_kl'], task=['student.*']))
     with pytest.raises(ValueError, match='several objectives'):
@@ -149,21 +171,24 @@ def test_bad_input_is_named(teacher_ckpt, tmp_path):
     with pytest.raises(ValueError, match="data_preprocessor differs.*'std'"):
         teacher = Config.fromfile(base['teacher']).model.to_dict()
         teacher['data_preprocessor'] = dict(
-            type='ClsDataPreprocessor', mean=[127.5] * 3, std=[1.0] * 3, to_rgb=True)
+            type='ClsDataPreprocessor', mean=[127.5] * 3, std=[1.0] * 3, to_rgb=True
+        )
         build(teacher=teacher)
 
 
 def test_student_losses_without_objective_and_wrapper_mismatch(teacher_ckpt, shapes_root):
-    cfg, model_cfg = _cfg(teacher_ckpt, objectives=dict(
-        distill=['distill.*'], task=['student.loss_cls']))
+    cfg, model_cfg = _cfg(
+        teacher_ckpt, objectives=dict(distill=['distill.*'], task=['student.loss_cls'])
+    )
     distiller = build_in_scope(model_cfg)
     wrapper = _wrapper(distiller)
     with pytest.raises(ValueError, match="'student.loss' is assigned to no objective"):
         distiller.train_step(_batch(cfg, shapes_root), wrapper)
     with pytest.raises(ValueError, match=r"objectives=\['task', 'distill'\].*declares"):
         _wrapper(distiller, objectives=['task', 'distill'])
-    plain = OPTIM_WRAPPERS.build(dict(type='OptimWrapper', optimizer=torch.optim.SGD(
-        distiller.parameters(), lr=0.1)))
+    plain = OPTIM_WRAPPERS.build(
+        dict(type='OptimWrapper', optimizer=torch.optim.SGD(distiller.parameters(), lr=0.1))
+    )
     with pytest.raises(TypeError, match='MoKDOptimWrapper'):
         distiller.train_step(_batch(cfg, shapes_root), plain)
 
@@ -171,6 +196,7 @@ def test_student_losses_without_objective_and_wrapper_mismatch(teacher_ckpt, sha
 def test_model_config_from_a_file_with_overrides():
     from mokd_mm.models.distillers import load_model_config
     from tests.conftest import TEACHER_CFG
+
     cfg = load_model_config(dict(config=TEACHER_CFG, head=dict(num_classes=7)), 'teacher')
     assert cfg['head']['num_classes'] == 7 and cfg['head']['in_channels'] == 128
     assert cfg['_scope_'] == 'mmpretrain'
@@ -190,13 +216,15 @@ def test_every_distillation_loss_counts_whatever_its_name(teacher_ckpt, shapes_r
     raw['student.accuracy'] = torch.tensor(0.7)
     objectives, log_vars = distiller.objectives.sum(raw)
     assert float(objectives['distill']) == pytest.approx(
-        float(raw['distill.kl'] + raw['distill.feat']), rel=1e-6)
+        float(raw['distill.kl'] + raw['distill.feat']), rel=1e-6
+    )
     assert float(objectives['task']) == pytest.approx(float(raw['student.loss']))
     assert float(log_vars['student.accuracy']) == pytest.approx(0.7)
 
 
 def test_a_loss_receives_extra_named_inputs_and_taps_record_only_in_training(
-        teacher_ckpt, shapes_root):
+    teacher_ckpt, shapes_root
+):
     from mmengine.registry import MODELS
 
     @MODELS.register_module(force=True)
@@ -206,12 +234,15 @@ def test_a_loss_receives_extra_named_inputs_and_taps_record_only_in_training(
         def forward(self, student, teacher, confidence):
             self.seen = confidence
             weight = confidence.softmax(-1).max(-1).values
-            return ((student - teacher)**2).mean(-1).mul(weight).mean()
+            return ((student - teacher) ** 2).mean(-1).mul(weight).mean()
 
     cfg, model_cfg = _cfg(teacher_ckpt)
     model_cfg['distill_losses']['loss_kl'] = dict(
-        type='WeightedByTeacherConfidence', student='logits', teacher='logits',
-        teacher_inputs=dict(confidence='logits'))
+        type='WeightedByTeacherConfidence',
+        student='logits',
+        teacher='logits',
+        teacher_inputs=dict(confidence='logits'),
+    )
     distiller = build_in_scope(model_cfg).train()
     wrapper = _wrapper(distiller)
     distiller.train_step(_batch(cfg, shapes_root), wrapper)

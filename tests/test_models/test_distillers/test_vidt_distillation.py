@@ -1,14 +1,13 @@
 """MoKD on ViDT through the real configs/mokd detection configs, with tiny
 ViDTs in place of the COCO-sized ones."""
-import copy
-import glob
+
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope, MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 from tests.conftest import REPO
 from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH, make_batch, tiny_vidt_cfg
@@ -55,17 +54,24 @@ def test_mokd_losses_step_and_predict(teacher_file):
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
     model.train()
     losses = model(data['inputs'], data['data_samples'], mode='loss')
-    for key in ('student.loss_cls', 'student.loss_bbox', 'student.loss_iou',
-                'student.d0.loss_cls', 'student.d5.loss_iou', 'distill.loss_patch',
-                'distill.loss_neck', 'distill.loss_head_cls', 'distill.loss_head_box'):
+    for key in (
+        'student.loss_cls',
+        'student.loss_bbox',
+        'student.loss_iou',
+        'student.d0.loss_cls',
+        'student.d5.loss_iou',
+        'distill.loss_patch',
+        'distill.loss_neck',
+        'distill.loss_head_cls',
+        'distill.loss_head_box',
+    ):
         assert key in losses and torch.isfinite(losses[key]).all(), key
     assert losses['distill.loss_head_cls'] > 0 and losses['distill.loss_patch'] > 0
     # The config gives no connector sizes: they come from the tapped modules
     # (ConvModule out_channels, decoder layers' embed_dims).
     for loss in ('loss_patch', 'loss_neck'):
         for connector in model.distill_losses[loss].connectors:
-            assert (connector.student_dim, connector.teacher_dim, connector.dim) == (256, 256,
-                                                                                    512)
+            assert (connector.student_dim, connector.teacher_dim, connector.dim) == (256, 256, 512)
 
     cfg = Config.fromfile(osp.join(MOKD_DIR, 'vidt_nano.py'))
     wrapper_cfg = cfg.optim_wrapper.to_dict()
@@ -86,10 +92,14 @@ def test_mokd_losses_step_and_predict(teacher_file):
         assert (boxes[:, 2] <= w + 1e-3).all() and (boxes[:, 3] <= h + 1e-3).all()
 
 
-@pytest.mark.parametrize('config', [
-    'vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py',
-    'vidt/vkd_vidt-base_vidt-nano_8xb2-50e_coco.py',
-    'vidt/mokd-single-projector_vidt-base_vidt-nano_8xb2-50e_coco.py'])
+@pytest.mark.parametrize(
+    'config',
+    [
+        'vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py',
+        'vidt/vkd_vidt-base_vidt-nano_8xb2-50e_coco.py',
+        'vidt/mokd-single-projector_vidt-base_vidt-nano_8xb2-50e_coco.py',
+    ],
+)
 def test_baselines_and_ablations_run(config, teacher_file):
     model = _distiller(config, teacher_file).train()
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
@@ -101,5 +111,3 @@ def test_baselines_and_ablations_run(config, teacher_file):
 def test_different_det_token_counts_fail_at_build(teacher_file):
     with pytest.raises(ValueError, match=r'student.num_queries=6 but teacher.num_queries=9'):
         _distiller('vidt_nano.py', None, num_queries=9)
-
-

@@ -1,21 +1,21 @@
 """Tests of the Swin body with the Reconfigured Attention Module."""
+
 import pytest
 import torch
-from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH
-
-from mokd_mm.models.vidt import (ReconfiguredAttention, SwinRAM,
-                                 downsample_padding_mask,
-                                 padding_mask_from_samples)
 from mmdet.structures import DetDataSample
+
+from mokd_mm.models.vidt import (
+    ReconfiguredAttention,
+    SwinRAM,
+    downsample_padding_mask,
+    padding_mask_from_samples,
+)
+from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH
 
 
 def build_body(**kwargs) -> SwinRAM:
     torch.manual_seed(0)
-    cfg = dict(
-        arch=TINY_ARCH,
-        num_det_tokens=5,
-        det_pos_dims=32,
-        extra_level_channels=32)
+    cfg = dict(arch=TINY_ARCH, num_det_tokens=5, det_pos_dims=32, extra_level_channels=32)
     cfg.update(kwargs)
     body = SwinRAM(**cfg)
     body.init_weights()
@@ -28,10 +28,12 @@ def test_output_levels_tokens_and_positions():
     with torch.no_grad():
         levels, det, det_pos = body(x)
     # Strides 8, 16, 32, 64 with ceil rounding; channels 2C, 4C, 8C, extra.
-    assert [tuple(level.shape) for level in levels] == [(2, 32, 13, 18),
-                                                        (2, 64, 7, 9),
-                                                        (2, 128, 4, 5),
-                                                        (2, 32, 2, 3)]
+    assert [tuple(level.shape) for level in levels] == [
+        (2, 32, 13, 18),
+        (2, 64, 7, 9),
+        (2, 128, 4, 5),
+        (2, 32, 2, 3),
+    ]
     assert body.out_channels == [32, 64, 128, 32]
     assert body.out_strides == [8, 16, 32, 64]
     assert det.shape == (2, 5, 128) and body.det_channels == 128
@@ -51,10 +53,7 @@ def _run_padded(body, image, batch_hw, pad_fill):
 
 def _valid_parts(outputs, h, w):
     levels, det, _ = outputs
-    crops = [
-        level[..., :-(-h // s), :-(-w // s)]
-        for level, s in zip(levels, (8, 16, 32, 64))
-    ]
+    crops = [level[..., : -(-h // s), : -(-w // s)] for level, s in zip(levels, (8, 16, 32, 64))]
     return crops, det
 
 
@@ -63,10 +62,8 @@ def test_ram_ignores_padding_content_and_size():
     image = torch.randn(3, 64, 128)
     with torch.no_grad():
         reference = _valid_parts(body(image[None]), 64, 128)
-    for batch_hw, fill in [((128, 192), 0.), ((192, 128), 7.),
-                           ((64, 256), -3.)]:
-        crops, det = _valid_parts(
-            _run_padded(body, image, batch_hw, fill), 64, 128)
+    for batch_hw, fill in [((128, 192), 0.0), ((192, 128), 7.0), ((64, 256), -3.0)]:
+        crops, det = _valid_parts(_run_padded(body, image, batch_hw, fill), 64, 128)
         for got, want in zip(crops, reference[0]):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(det, reference[1], atol=1e-5, rtol=1e-5)
@@ -77,8 +74,8 @@ def test_official_window_behaviour_sees_padding():
     windows that overlap the padding change with its content."""
     body = build_body(mask_window_padding=False)
     image = torch.randn(3, 64, 128)
-    zeros = _valid_parts(_run_padded(body, image, (128, 192), 0.), 64, 128)
-    sevens = _valid_parts(_run_padded(body, image, (128, 192), 7.), 64, 128)
+    zeros = _valid_parts(_run_padded(body, image, (128, 192), 0.0), 64, 128)
+    sevens = _valid_parts(_run_padded(body, image, (128, 192), 7.0), 64, 128)
     assert not torch.allclose(zeros[0][0], sevens[0][0], atol=1e-3)
 
 
@@ -95,10 +92,8 @@ def test_patch_tokens_never_attend_to_det_tokens():
     assert not torch.allclose(det, det2)
 
 
-@pytest.mark.parametrize('stages, sees_image', [((), False), ((3, ), True),
-                                                ((0, ), True)])
-def test_det_tokens_see_patches_only_in_cross_attention_stages(
-        stages, sees_image):
+@pytest.mark.parametrize('stages, sees_image', [((), False), ((3,), True), ((0,), True)])
+def test_det_tokens_see_patches_only_in_cross_attention_stages(stages, sees_image):
     body = build_body(cross_attn_stages=stages)
     with torch.no_grad():
         _, det_a, _ = body(torch.randn(1, 3, 64, 96))
@@ -133,15 +128,13 @@ def test_patch_merging_widens_det_tokens():
     assert hw == (3, 3) and merged.shape == (2, 9, 32)
     assert det_merged.shape == (2, 5, 32)
     # A [DET] token is merged as four copies of itself.
-    torch.testing.assert_close(
-        det_merged, merge.reduction(merge.norm(det.repeat(1, 1, 4))))
+    torch.testing.assert_close(det_merged, merge.reduction(merge.norm(det.repeat(1, 1, 4))))
 
 
 def test_padding_masks_from_samples():
     samples = []
     for hw in [(40, 64), (64, 30)]:
-        sample = DetDataSample(
-            metainfo=dict(img_shape=hw, batch_input_shape=(64, 64)))
+        sample = DetDataSample(metainfo=dict(img_shape=hw, batch_input_shape=(64, 64)))
         samples.append(sample)
     mask = padding_mask_from_samples(samples, torch.device('cpu'))
     assert mask.shape == (2, 64, 64)
@@ -151,20 +144,20 @@ def test_padding_masks_from_samples():
     # A token is valid when any of its pixels is: ceil(40/8)=5, ceil(30/8)=4.
     assert tokens[0, :5].logical_not().all() and tokens[0, 5:].all()
     assert tokens[1, :, :4].logical_not().all() and tokens[1, :, 4:].all()
-    same = [
-        DetDataSample(
-            metainfo=dict(img_shape=(8, 8), batch_input_shape=(8, 8)))
-    ]
+    same = [DetDataSample(metainfo=dict(img_shape=(8, 8), batch_input_shape=(8, 8)))]
     assert padding_mask_from_samples(same, torch.device('cpu')) is None
 
 
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(arch='huge'), 'Unknown arch'),
-    (dict(arch=dict(embed_dims=16, depths=(1, 1))), 'custom arch'),
-    (dict(cross_attn_stages=(4, )), 'cross_attn_stages'),
-    (dict(cross_attn_stages=(-1, )), 'cross_attn_stages'),
-    (dict(num_det_tokens=0), 'num_det_tokens'),
-])
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        (dict(arch='huge'), 'Unknown arch'),
+        (dict(arch=dict(embed_dims=16, depths=(1, 1))), 'custom arch'),
+        (dict(cross_attn_stages=(4,)), 'cross_attn_stages'),
+        (dict(cross_attn_stages=(-1,)), 'cross_attn_stages'),
+        (dict(num_det_tokens=0), 'num_det_tokens'),
+    ],
+)
 def test_bad_config_names_the_key(kwargs, message):
     cfg = dict(arch=TINY_ARCH)
     cfg.update(kwargs)
@@ -181,5 +174,4 @@ def test_variant_settings():
     assert base.det_channels == 1024
     assert base.stages[2].blocks[0].attn.num_heads == 16
     # Stochastic depth reaches the variant's rate at the last block.
-    assert base.stages[3].blocks[1].ffn.dropout_layer.drop_prob == \
-        pytest.approx(0.3)
+    assert base.stages[3].blocks[1].ffn.dropout_layer.drop_prob == pytest.approx(0.3)

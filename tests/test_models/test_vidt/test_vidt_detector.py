@@ -1,12 +1,16 @@
 """Tests of the ViDT detector: modes, prediction levels, hook taps."""
+
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
-from tests.test_models.test_vidt.vidt_test_utils import build_mmdet, make_batch, tiny_vidt_cfg
 
-from mokd_mm.models.vidt import (FallbackFocalLoss,
-                                 FallbackMultiScaleDeformableAttention,
-                                 TokenProjection, ViDT)
+from mokd_mm.models.vidt import (
+    FallbackFocalLoss,
+    FallbackMultiScaleDeformableAttention,
+    TokenProjection,
+    ViDT,
+)
+from tests.test_models.test_vidt.vidt_test_utils import build_mmdet, make_batch, tiny_vidt_cfg
 
 # Two image sizes (padding in the batch) and one image without objects.
 SIZES = [(64, 96), (96, 64), (80, 80)]
@@ -30,28 +34,26 @@ def test_loss_mode_covers_all_levels_and_backpropagates(model):
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
     losses = model(**data, mode='loss')
     # 2 decoder layers + the body level: d0 (body), d1, and the last level.
-    expected = {
-        f'{p}loss_{n}'
-        for p in ('', 'd0.', 'd1.')
-        for n in ('cls', 'bbox', 'iou')
-    }
+    expected = {f'{p}loss_{n}' for p in ('', 'd0.', 'd1.') for n in ('cls', 'bbox', 'iou')}
     assert set(losses) == expected
     assert all(torch.isfinite(v) for v in losses.values())
     model.zero_grad()
     sum(losses.values()).backward()
-    grads = {
-        name: p.grad
-        for name, p in model.named_parameters() if p.grad is not None
-    }
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     # Gradients reach the body's [DET] tokens, the cross-attended last
     # stage, every projection, every decoder layer and the level-0 head.
-    for name in ('backbone.det_tokens', 'backbone.det_pos_embed',
-                 'backbone.stages.3.blocks.1.attn.qkv.weight',
-                 'input_projs.3.conv.weight', 'det_token_proj.conv.weight',
-                 'det_pos_proj.conv.weight', 'reference_points_fc.weight',
-                 'decoder.layers.1.cross_attn.sampling_offsets.weight',
-                 'bbox_head.cls_branches.0.weight',
-                 'bbox_head.reg_branches.0.4.weight'):
+    for name in (
+        'backbone.det_tokens',
+        'backbone.det_pos_embed',
+        'backbone.stages.3.blocks.1.attn.qkv.weight',
+        'input_projs.3.conv.weight',
+        'det_token_proj.conv.weight',
+        'det_pos_proj.conv.weight',
+        'reference_points_fc.weight',
+        'decoder.layers.1.cross_attn.sampling_offsets.weight',
+        'bbox_head.cls_branches.0.weight',
+        'bbox_head.reg_branches.0.4.weight',
+    ):
         assert name in grads and grads[name].abs().sum() > 0, name
 
 
@@ -83,13 +85,16 @@ def test_tensor_mode_and_distillation_taps(model):
     model.eval()
     taps = {}
     paths = [f'input_projs.{i}' for i in range(4)] + [
-        'det_token_proj', 'det_pos_proj', 'decoder.layers.0',
-        'decoder.layers.1', 'decoder', 'bbox_head'
+        'det_token_proj',
+        'det_pos_proj',
+        'decoder.layers.0',
+        'decoder.layers.1',
+        'decoder',
+        'bbox_head',
     ]
     modules = dict(model.named_modules())
     handles = [
-        modules[path].register_forward_hook(
-            lambda m, i, o, path=path: taps.__setitem__(path, o))
+        modules[path].register_forward_hook(lambda m, i, o, path=path: taps.__setitem__(path, o))
         for path in paths
     ]
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), False)
@@ -99,9 +104,12 @@ def test_tensor_mode_and_distillation_taps(model):
         handle.remove()
     B, N = 3, 6
     assert cls_scores.shape == (3, B, N, 80) and boxes.shape == (3, B, N, 4)
-    assert [tuple(taps[f'input_projs.{i}'].shape)
-            for i in range(4)] == [(B, 64, 12, 12), (B, 64, 6, 6),
-                                   (B, 64, 3, 3), (B, 64, 2, 2)]
+    assert [tuple(taps[f'input_projs.{i}'].shape) for i in range(4)] == [
+        (B, 64, 12, 12),
+        (B, 64, 6, 6),
+        (B, 64, 3, 3),
+        (B, 64, 2, 2),
+    ]
     assert taps['det_token_proj'].shape == (B, N, 64)
     assert taps['det_pos_proj'].shape == (1, N, 64)
     assert taps['decoder'][0].shape == (2, B, N, 64)
@@ -109,10 +117,8 @@ def test_tensor_mode_and_distillation_taps(model):
     # The head's level 0 is the projected body [DET] tokens, level 2 the
     # last decoder layer.
     head = model.bbox_head
-    torch.testing.assert_close(cls_scores[0],
-                               head.cls_branches[0](taps['det_token_proj']))
-    torch.testing.assert_close(cls_scores[2],
-                               head.cls_branches[2](taps['decoder.layers.1']))
+    torch.testing.assert_close(cls_scores[0], head.cls_branches[0](taps['det_token_proj']))
+    torch.testing.assert_close(cls_scores[2], head.cls_branches[2](taps['decoder.layers.1']))
     assert taps['bbox_head'][0] is cls_scores
     assert ((boxes > 0) & (boxes < 1)).all()
 
@@ -132,12 +138,7 @@ def test_token_projection_normalizes_over_tokens():
 
 def test_fallback_attention_matches_mmcv_on_cpu():
     torch.manual_seed(0)
-    cfg = dict(
-        embed_dims=32,
-        num_heads=4,
-        num_levels=2,
-        num_points=2,
-        batch_first=True)
+    cfg = dict(embed_dims=32, num_heads=4, num_levels=2, num_points=2, batch_first=True)
     ours = FallbackMultiScaleDeformableAttention(**cfg).eval()
     mmcv_attn = MultiScaleDeformableAttention(**cfg).eval()
     with torch.no_grad():
@@ -159,7 +160,8 @@ def test_fallback_attention_matches_mmcv_on_cpu():
             key_padding_mask=padding,
             reference_points=refs,
             spatial_shapes=shapes,
-            level_start_index=start)
+            level_start_index=start,
+        )
         with torch.no_grad():
             torch.testing.assert_close(ours(**kwargs), mmcv_attn(**kwargs))
 
@@ -188,8 +190,7 @@ def test_num_queries_sets_det_tokens_and_head_levels():
     assert len(model.bbox_head.cls_branches) == 4
     assert len(model.bbox_head.reg_branches) == 4
     # Box refinement: every level has its own branches.
-    assert model.bbox_head.cls_branches[0] is not \
-        model.bbox_head.cls_branches[1]
+    assert model.bbox_head.cls_branches[0] is not model.bbox_head.cls_branches[1]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
@@ -202,16 +203,19 @@ def test_fallbacks_on_gpu_match_cpu():
     target = torch.tensor([0, 4, 5, 5, 2, 1, 3])  # 5: background
     weight = torch.rand(7)
     torch.testing.assert_close(
-        focal(pred.cuda(), target.cuda(), weight.cuda(), avg_factor=3.).cpu(),
-        focal(pred, target, weight, avg_factor=3.))
+        focal(pred.cuda(), target.cuda(), weight.cuda(), avg_factor=3.0).cpu(),
+        focal(pred, target, weight, avg_factor=3.0),
+    )
     attn = FallbackMultiScaleDeformableAttention(
-        embed_dims=32, num_levels=1, num_points=2, batch_first=True).eval()
+        embed_dims=32, num_levels=1, num_points=2, batch_first=True
+    ).eval()
     kwargs = dict(
         query=torch.randn(1, 3, 32),
         value=torch.randn(1, 12, 32),
         reference_points=torch.rand(1, 3, 1, 2),
         spatial_shapes=torch.tensor([[3, 4]]),
-        level_start_index=torch.tensor([0]))
+        level_start_index=torch.tensor([0]),
+    )
     with torch.no_grad():
         cpu_out = attn(**kwargs)
         gpu_out = attn.cuda()(**{k: v.cuda() for k, v in kwargs.items()})

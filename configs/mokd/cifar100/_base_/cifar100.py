@@ -18,6 +18,7 @@ model = dict(
     student_taps=dict(logits='head.fc'),
     teacher_taps=dict(logits='head.fc'),
     distill_losses=dict(
-        loss_kl=dict(type='KLDivergenceLoss', temperature=4.0, student='logits',
-                     teacher='logits')),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+        loss_kl=dict(type='KLDivergenceLoss', temperature=4.0, student='logits', teacher='logits')
+    ),
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)

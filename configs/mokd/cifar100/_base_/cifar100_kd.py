@@ -4,4 +4,5 @@
 # weights.
 _base_ = ['./cifar100.py']
 optim_wrapper = dict(
-    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=0.9, task=0.1)))
+    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=0.9, task=0.1))
+)

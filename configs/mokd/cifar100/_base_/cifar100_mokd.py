@@ -15,5 +15,8 @@ model = dict(
             type='StandardizedFeatureLoss',
             student='feat',
             teacher='feat',
-            connector=dict(type='IndefiniteSubspaceConnector'))))
+            connector=dict(type='IndefiniteSubspaceConnector'),
+        )
+    ),
+)
 optim_wrapper = dict(diagnostics_interval=100)

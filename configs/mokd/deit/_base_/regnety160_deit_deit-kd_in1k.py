@@ -6,9 +6,9 @@ _base_ = ['./regnety160_deit_in1k.py']
 
 model = dict(
     distill_losses=dict(
-        loss_hard=dict(
-            type='HardDistillationLoss',
-            student='dist_logits',
-            teacher='logits')))
+        loss_hard=dict(type='HardDistillationLoss', student='dist_logits', teacher='logits')
+    )
+)
 optim_wrapper = dict(
-    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=0.5, task=0.5)))
+    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=0.5, task=0.5))
+)

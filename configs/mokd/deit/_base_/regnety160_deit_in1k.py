@@ -23,12 +23,15 @@ model = dict(
     student=dict(
         config='{{fileDirname}}/../../../deit/deit-tiny_4xb256-300e_in1k.py',
         backbone=dict(type='DistilledVisionTransformer'),
-        head=dict(type='DeiTDistillationHead')),
+        head=dict(type='DeiTDistillationHead'),
+    ),
     teacher=dict(
-        config='{{fileDirname}}/../../../regnet/regnety-160_timm_in1k.py', pretrained=False),
+        config='{{fileDirname}}/../../../regnet/regnety-160_timm_in1k.py', pretrained=False
+    ),
     teacher_ckpt='checkpoints/regnety_160-a5fe301d.pth',
     # (B, 1000) logits of the distillation token's classifier and of the
     # teacher (timm's ClassifierHead: global_pool -> drop -> fc).
     student_taps=dict(dist_logits='head.layers.head_dist'),
     teacher_taps=dict(logits='model.head.fc'),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)

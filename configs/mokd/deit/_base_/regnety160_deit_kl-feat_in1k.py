@@ -15,6 +15,8 @@ model = dict(
     teacher_taps=dict(feat=dict(module='model.head.fc', input=True)),
     distill_losses=dict(
         loss_kl=dict(
-            type='KLDivergenceLoss', temperature=1.0, student='dist_logits',
-            teacher='logits'),
-        loss_feat=dict(student='feat', teacher='feat')))
+            type='KLDivergenceLoss', temperature=1.0, student='dist_logits', teacher='logits'
+        ),
+        loss_feat=dict(student='feat', teacher='feat'),
+    ),
+)

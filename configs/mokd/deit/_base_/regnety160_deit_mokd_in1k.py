@@ -10,6 +10,8 @@ _base_ = ['./regnety160_deit_kl-feat_in1k.py']
 model = dict(
     distill_losses=dict(
         loss_feat=dict(
-            type='StandardizedFeatureLoss',
-            connector=dict(type='IndefiniteSubspaceConnector'))))
+            type='StandardizedFeatureLoss', connector=dict(type='IndefiniteSubspaceConnector')
+        )
+    )
+)
 optim_wrapper = dict(diagnostics_interval=100)

@@ -8,7 +8,10 @@ _base_ = ['./regnety160_deit_kl-feat_in1k.py']
 model = dict(
     distill_losses=dict(
         loss_feat=dict(
-            type='TeacherLayerNormFeatureLoss',
-            connector=dict(type='OrthogonalProjector'))))
+            type='TeacherLayerNormFeatureLoss', connector=dict(type='OrthogonalProjector')
+        )
+    )
+)
 optim_wrapper = dict(
-    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=1.0, task=1.0)))
+    balancer=dict(_delete_=True, type='FixedWeights', weights=dict(distill=1.0, task=1.0))
+)

@@ -23,6 +23,11 @@ model = dict(
     distill_losses=dict(
         loss_kl=dict(type='KLDivergenceLoss', student='logits', teacher='logits'),
         loss_feat=dict(
-            type='StandardizedFeatureLoss', student='feat', teacher='feat',
-            connector=dict(type='IndefiniteSubspaceConnector'))),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+            type='StandardizedFeatureLoss',
+            student='feat',
+            teacher='feat',
+            connector=dict(type='IndefiniteSubspaceConnector'),
+        ),
+    ),
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)

@@ -3,8 +3,9 @@
 # learns from the width-32 ViDT teacher the demo trains first. A method config
 # merges in a fragment of ../../vidt/_base_/vidt_methods.py.
 _base_ = [
-    '../../../demo/vidt_swin-w16_shapes.py', '../../vidt/_base_/vidt_methods.py',
-    '../../_base_/mokd_runtime.py'
+    '../../../demo/vidt_swin-w16_shapes.py',
+    '../../vidt/_base_/vidt_methods.py',
+    '../../_base_/mokd_runtime.py',
 ]
 custom_imports = {{_base_.mokd_imports}}
 optim_wrapper = {{_base_.mokd_optim_wrapper}}
@@ -16,4 +17,5 @@ model = dict(
     type='MoKDDistiller',
     student={{_base_.model}},
     teacher='{{fileDirname}}/../../../demo/vidt_swin-w32_shapes.py',
-    teacher_ckpt='work_dirs/demo/teacher.pth')
+    teacher_ckpt='work_dirs/demo/teacher.pth',
+)

@@ -8,8 +8,9 @@
 #   python tools/model_converters/vidt2mmdet.py vidt_base_50.pth checkpoints/vidt_swin-base_coco.pth
 # (or train configs/vidt/vidt_swin-base_8xb2-50e_coco.py here).
 _base_ = [
-    '../../../vidt/vidt_swin-nano_8xb2-50e_coco.py', './vidt_methods.py',
-    '../../_base_/mokd_runtime.py'
+    '../../../vidt/vidt_swin-nano_8xb2-50e_coco.py',
+    './vidt_methods.py',
+    '../../_base_/mokd_runtime.py',
 ]
 custom_imports = {{_base_.mokd_imports}}
 optim_wrapper = {{_base_.mokd_optim_wrapper}}
@@ -21,4 +22,5 @@ model = dict(
     type='MoKDDistiller',
     student={{_base_.model}},
     teacher='{{fileDirname}}/../../../vidt/vidt_swin-base_8xb2-50e_coco.py',
-    teacher_ckpt='checkpoints/vidt_swin-base_coco.pth')
+    teacher_ckpt='checkpoints/vidt_swin-base_coco.pth',
+)

@@ -14,7 +14,8 @@ stream_taps = patch_taps + det_taps
 vidt_taps = dict(
     **{f'patch{i}': f'input_projs.{i}' for i in range(4)},
     det_body='det_token_proj',
-    **{f'dec{i}': f'decoder.layers.{i}' for i in range(6)})
+    **{f'dec{i}': f'decoder.layers.{i}' for i in range(6)},
+)
 
 # MoKD (paper, appendix A, eq. 2):
 #   L_distill = L_patch + L_neck + L_head, L_task = L_cls + L_bbox + L_giou
@@ -24,21 +25,29 @@ vidt_taps = dict(
 # token index (teacher and student carry the same number of tokens).
 vidt_head_taps = dict(
     head_cls=dict(module='bbox_head', index=0),  # (7, B, N, classes) logits
-    head_box=dict(module='bbox_head', index=1))  # (7, B, N, 4) boxes
+    head_box=dict(module='bbox_head', index=1),
+)  # (7, B, N, 4) boxes
 mokd = dict(
     student_taps=dict(**vidt_taps, **vidt_head_taps),
     teacher_taps=dict(**vidt_taps, **vidt_head_taps),
     distill_losses=dict(
         loss_patch=dict(
-            type='StandardizedFeatureLoss', student=patch_taps, teacher=patch_taps,
-            connector=dict(type='IndefiniteSubspaceConnector')),
+            type='StandardizedFeatureLoss',
+            student=patch_taps,
+            teacher=patch_taps,
+            connector=dict(type='IndefiniteSubspaceConnector'),
+        ),
         loss_neck=dict(
-            type='StandardizedFeatureLoss', student=det_taps, teacher=det_taps,
-            connector=dict(type='IndefiniteSubspaceConnector')),
-        loss_head_cls=dict(
-            type='SigmoidKLDivergenceLoss', student='head_cls', teacher='head_cls'),
-        loss_head_box=dict(type='L1Loss', student='head_box', teacher='head_box')),
-    objectives=dict(distill=['distill.*'], task=['student.*']))
+            type='StandardizedFeatureLoss',
+            student=det_taps,
+            teacher=det_taps,
+            connector=dict(type='IndefiniteSubspaceConnector'),
+        ),
+        loss_head_cls=dict(type='SigmoidKLDivergenceLoss', student='head_cls', teacher='head_cls'),
+        loss_head_box=dict(type='L1Loss', student='head_box', teacher='head_box'),
+    ),
+    objectives=dict(distill=['distill.*'], task=['student.*']),
+)
 
 # ViDT's own token-matching distillation (the 'Token-Matching' rows): every
 # stream matched by index without connectors (student and teacher need the
@@ -48,8 +57,10 @@ token_matching = dict(
     teacher_taps=vidt_taps,
     distill_losses=dict(
         loss_tokens=dict(
-            type='TokenMatchingLoss', student=stream_taps, teacher=stream_taps,
-            loss_weight=4.0)))
+            type='TokenMatchingLoss', student=stream_taps, teacher=stream_taps, loss_weight=4.0
+        )
+    ),
+)
 
 # VkD (the 'VkD' rows): per matched stream an orthogonal projector with
 # per-channel scale and bias on the student side, both sides standardized
@@ -59,6 +70,11 @@ vkd = dict(
     teacher_taps=vidt_taps,
     distill_losses=dict(
         loss_tokens=dict(
-            type='StandardizedFeatureLoss', student=stream_taps, teacher=stream_taps,
+            type='StandardizedFeatureLoss',
+            student=stream_taps,
+            teacher=stream_taps,
             loss_weight=4.0,
-            connector=dict(type='OrthogonalProjector', affine=True))))
+            connector=dict(type='OrthogonalProjector', affine=True),
+        )
+    ),
+)
