@@ -10,6 +10,8 @@ import importlib.util
 from .version import __version__
 
 if importlib.util.find_spec('mmengine') is not None:
-    from . import checkpoint, engine, models  # noqa: F401  (registration)
+    from . import checkpoint, engine, mmcv_fallback, models  # noqa: F401  (registration)
+
+    mmcv_fallback.install()
 
 __all__ = ['__version__']

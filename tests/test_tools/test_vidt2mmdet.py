@@ -131,7 +131,7 @@ TINY = dict(
         type='DeformableDETRHead',
         num_classes=80,
         embed_dims=32,
-        loss_cls=dict(type='FallbackFocalLoss', use_sigmoid=True, loss_weight=2.0),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, loss_weight=2.0),
         loss_bbox=dict(type='L1Loss', loss_weight=5.0),
         loss_iou=dict(type='GIoULoss', loss_weight=2.0),
     ),

@@ -12,9 +12,9 @@ Dropped official entries, all unused by the official forward pass:
 from the window size) and ``transformer.decoder.bbox_embed`` (an alias of
 ``bbox_embed``).
 
-The official body lets patch windows attend to padded tokens; to reproduce
-its outputs exactly on padded batches, build the body with
-``mask_window_padding=False``.
+The configs under ``configs/vidt`` mask padding as the official code does
+(``padding_masks='official'``), so a converted checkpoint gives the official
+outputs on any batch.
 
 Usage::
 

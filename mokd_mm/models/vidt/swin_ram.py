@@ -20,44 +20,36 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
+from timm.models.swin_transformer import (
+    get_relative_position_index,
+    window_partition,
+    window_reverse,
+)
 from torch import Tensor
 
-from .padding import downsample_padding_mask
+from .padding import body_cross_attention_masks, check_mode
 
 HWShape = Tuple[int, int]
 
 
-def window_partition(x: Tensor, window_size: int) -> Tensor:
-    """Split a token map into non-overlapping windows.
-
-    Args:
-        x (Tensor): Token map of shape (B, H, W, C), H and W multiples of
-            ``window_size``.
-        window_size (int): Window side.
-
-    Returns:
-        Tensor: Windows of shape (B * num_windows, window_size**2, C).
-    """
-    B, H, W, C = x.shape
-    x = x.view(B, H // window_size, window_size, W // window_size, window_size, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size**2, C)
+# Blocked attention scores get this added, as the official ViDT (and Swin)
+# do: exp(-100) is negligible next to any unblocked score, and a row whose
+# keys are all blocked (a window of padding) stays finite.
+BLOCKED = -100.0
 
 
-def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
-    """Inverse of :func:`window_partition`.
+def to_windows(x: Tensor, window_size: int) -> Tensor:
+    """(B, H, W, C) -> (B * num_windows, window_size**2, C), H and W multiples
+    of ``window_size`` (timm's ``window_partition``)."""
+    return window_partition(x, (window_size, window_size)).flatten(1, 2)
 
-    Args:
-        windows (Tensor): Shape (B * num_windows, window_size**2, C).
-        window_size (int): Window side.
-        H (int): Height of the token map (a multiple of ``window_size``).
-        W (int): Width of the token map (a multiple of ``window_size``).
 
-    Returns:
-        Tensor: Token map of shape (B, H, W, C).
-    """
+def from_windows(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
+    """Inverse of :func:`to_windows`: (B * num_windows, L, C) -> (B, H, W, C)."""
     C = windows.shape[-1]
-    x = windows.view(-1, H // window_size, W // window_size, window_size, window_size, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
+    return window_reverse(
+        windows.view(-1, window_size, window_size, C), (window_size, window_size), H, W
+    )
 
 
 def shift_region_mask(
@@ -65,8 +57,8 @@ def shift_region_mask(
 ) -> Tensor:
     """Which token pairs a shifted window must not connect.
 
-    After the cyclic shift, a window at the border holds tokens from
-    opposite sides of the map; tokens of different regions are blocked.
+    After the cyclic shift, a window at the border holds tokens from opposite
+    sides of the map; tokens of different regions are blocked.
 
     Args:
         H (int): Height of the (window-aligned) token map.
@@ -76,8 +68,8 @@ def shift_region_mask(
         device (torch.device): Device of the mask.
 
     Returns:
-        Tensor: Bool mask of shape (num_windows, L, L), ``L =
-        window_size**2``, ``True`` where attention is blocked.
+        Tensor: Bool mask of shape (num_windows, L, L), ``L = window_size**2``,
+        ``True`` where attention is blocked.
     """
     region = torch.zeros((1, H, W, 1), device=device)
     bounds = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
@@ -86,22 +78,17 @@ def shift_region_mask(
         for w in bounds:
             region[:, h, w, :] = label
             label += 1
-    region = window_partition(region, window_size).squeeze(-1)
+    region = to_windows(region, window_size).squeeze(-1)
     return region.unsqueeze(1) != region.unsqueeze(2)
 
 
-def relative_position_index(window_size: int) -> Tensor:
-    """Index into a ((2w-1)^2, heads) relative position bias table.
-
-    Returns:
-        Tensor: Long tensor of shape (w*w, w*w).
-    """
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing='ij')
-    ).flatten(1)
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    relative = relative + (window_size - 1)
-    return relative[..., 0] * (2 * window_size - 1) + relative[..., 1]
+def additive(blocked: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """A bool block mask as scores to add (0 or :data:`BLOCKED`)."""
+    if blocked is None:
+        return None
+    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(
+        blocked, BLOCKED
+    )
 
 
 class ReconfiguredAttention(BaseModule):
@@ -117,7 +104,9 @@ class ReconfiguredAttention(BaseModule):
       additionally attend to every patch token of the stage (keys and values
       of the patch tokens come from the same ``qkv`` projection).
 
-    Patch tokens never attend to [DET] tokens.
+    Patch tokens never attend to [DET] tokens. Both attentions run through
+    ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels where
+    the device has them) with additive masks.
 
     Args:
         embed_dims (int): Token channels.
@@ -149,16 +138,17 @@ class ReconfiguredAttention(BaseModule):
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.window_size = window_size
-        self.scale = (embed_dims // num_heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1) ** 2, num_heads)
         )
         # Derived from the window size, so it is not part of the state dict.
         self.register_buffer(
-            'relative_position_index', relative_position_index(window_size), persistent=False
+            'relative_position_index',
+            get_relative_position_index(window_size, window_size),
+            persistent=False,
         )
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop_rate)
+        self.attn_drop_rate = attn_drop_rate
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop_rate)
 
@@ -168,69 +158,57 @@ class ReconfiguredAttention(BaseModule):
         trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def _split_heads(self, x: Tensor, parts: int) -> Tuple[Tensor, ...]:
-        """(B, L, parts * C) -> ``parts`` tensors of (B, heads, L, C/heads)."""
-        B, L, _ = x.shape
-        x = x.reshape(B, L, parts, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        """(..., L, parts * C) -> ``parts`` tensors of (..., heads, L, C/heads)."""
+        x = x.unflatten(-1, (parts, self.num_heads, -1)).movedim(-3, 0).transpose(-3, -2)
         return x.unbind(0)
 
-    def _attend(
-        self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor], blocked: Optional[Tensor]
-    ) -> Tensor:
-        """Scaled dot-product attention with an additive bias and a block mask.
-
-        Blocked scores are set to the lowest finite value, so a blocked key
-        gets exactly zero weight, and a row whose keys are all blocked (a
-        padded query) stays finite instead of turning into NaN.
-        """
-        attn = (q * self.scale) @ k.transpose(-2, -1)
-        if bias is not None:
-            attn = attn + bias
-        if blocked is not None:
-            attn = attn.masked_fill(blocked, torch.finfo(attn.dtype).min)
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        out = attn @ v
-        B, _, L, _ = out.shape
-        return out.transpose(1, 2).reshape(B, L, self.embed_dims)
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Scaled dot-product attention with ``mask`` added to the scores;
+        (..., heads, L, C/heads) -> (..., L, C)."""
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_drop_rate if self.training else 0.0
+        )
+        return out.transpose(-3, -2).flatten(-2)
 
     def forward(
         self,
         patch_windows: Tensor,
         det: Tensor,
-        window_blocked: Optional[Tensor] = None,
+        window_mask: Optional[Tensor] = None,
         cross_patch: Optional[Tensor] = None,
-        cross_padding_mask: Optional[Tensor] = None,
+        cross_mask: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
         """Attend patch tokens within windows and [DET] tokens globally.
 
         Args:
             patch_windows (Tensor): Window-partitioned patch tokens of shape
-                (B * num_windows, L, C), ``L = window_size**2``.
+                (B, num_windows, L, C), ``L = window_size**2``.
             det (Tensor): [DET] tokens (with their positional embedding
                 added) of shape (B, N, C).
-            window_blocked (Tensor, optional): Bool mask broadcastable to
-                (B * num_windows, heads, L, L), ``True`` where a patch query
-                must not attend to a patch key (other shift region, padding).
+            window_mask (Tensor, optional): Scores added to the window
+                attention, broadcastable to (B, num_windows, heads, L, L)
+                (:data:`BLOCKED` between shift regions and, in
+                ``'batch_invariant'`` mode, on padded keys).
             cross_patch (Tensor, optional): Patch tokens (with their
                 positional embedding added) of shape (B, H*W, C) that the
                 [DET] tokens attend to. ``None`` restricts [DET] tokens to
                 [DET] x [DET] attention.
-            cross_padding_mask (Tensor, optional): Bool mask of shape
-                (B, H*W), ``True`` on padded patch tokens of ``cross_patch``.
+            cross_mask (Tensor, optional): Scores added to the [DET]
+                queries' keys, (B, 1, 1, H*W + N): :data:`BLOCKED` on padded
+                patch tokens.
 
         Returns:
-            tuple[Tensor, Tensor]: Patch windows of shape (B * num_windows,
-            L, C) and [DET] tokens of shape (B, N, C).
+            tuple[Tensor, Tensor]: Patch windows of shape (B, num_windows, L,
+            C) and [DET] tokens of shape (B, N, C).
         """
-        L = patch_windows.shape[1]
-        rel_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(
-            L, L, -1
-        )
-        rel_bias = rel_bias.permute(2, 0, 1).unsqueeze(0)
+        L = patch_windows.shape[-2]
+        rel_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        rel_bias = rel_bias.view(L, L, -1).permute(2, 0, 1).to(patch_windows.dtype)
+        window_scores = rel_bias if window_mask is None else rel_bias + window_mask
         q, k, v = self._split_heads(self.qkv(patch_windows), 3)
-        patch_out = self._attend(q, k, v, rel_bias, window_blocked)
+        patch_out = self._attend(q, k, v, window_scores)
 
         det_q, det_k, det_v = self._split_heads(self.qkv(det), 3)
-        det_blocked = None
         if cross_patch is not None:
             # Only keys and values of the patch tokens are needed: project
             # with the key/value rows of the shared qkv weight.
@@ -239,13 +217,9 @@ class ReconfiguredAttention(BaseModule):
             patch_k, patch_v = self._split_heads(
                 F.linear(cross_patch, self.qkv.weight[C:], kv_bias), 2
             )
-            det_k = torch.cat([patch_k, det_k], dim=2)
-            det_v = torch.cat([patch_v, det_v], dim=2)
-            if cross_padding_mask is not None:
-                det_blocked = F.pad(cross_padding_mask, (0, det.shape[1]), value=False)[
-                    :, None, None, :
-                ]
-        det_out = self._attend(det_q, det_k, det_v, None, det_blocked)
+            det_k = torch.cat([patch_k, det_k], dim=-2)
+            det_v = torch.cat([patch_v, det_v], dim=-2)
+        det_out = self._attend(det_q, det_k, det_v, cross_mask)
 
         patch_out = self.proj_drop(self.proj(patch_out))
         det_out = self.proj_drop(self.proj(det_out))
@@ -314,7 +288,7 @@ class SwinRAMBlock(BaseModule):
         self.det_pos_proj = nn.Linear(det_pos_dims, embed_dims)
 
     def _to_windows(self, patch: Tensor, hw_shape: HWShape) -> Tensor:
-        """(B, H*W, C) -> padded, shifted windows (B*nW, L, C)."""
+        """(B, H*W, C) -> padded, shifted windows (B, nW, L, C)."""
         H, W = hw_shape
         x = patch.view(patch.shape[0], H, W, -1)
         pad_b = (-H) % self.window_size
@@ -322,14 +296,14 @@ class SwinRAMBlock(BaseModule):
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         if self.shift_size:
             x = torch.roll(x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
-        return window_partition(x, self.window_size)
+        return to_windows(x, self.window_size).unflatten(0, (patch.shape[0], -1))
 
     def _from_windows(self, windows: Tensor, hw_shape: HWShape) -> Tensor:
-        """Inverse of :meth:`_to_windows`: (B*nW, L, C) -> (B, H*W, C)."""
+        """Inverse of :meth:`_to_windows`: (B, nW, L, C) -> (B, H*W, C)."""
         H, W = hw_shape
         Hp = H + (-H) % self.window_size
         Wp = W + (-W) % self.window_size
-        x = window_reverse(windows, self.window_size, Hp, Wp)
+        x = from_windows(windows.flatten(0, 1), self.window_size, Hp, Wp)
         if self.shift_size:
             x = torch.roll(x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
         return x[:, :H, :W, :].reshape(x.shape[0], H * W, -1)
@@ -340,9 +314,9 @@ class SwinRAMBlock(BaseModule):
         det: Tensor,
         hw_shape: HWShape,
         det_pos: Tensor,
-        window_blocked: Optional[Tensor] = None,
+        window_mask: Optional[Tensor] = None,
         cross_pos: Optional[Tensor] = None,
-        cross_padding_mask: Optional[Tensor] = None,
+        cross_mask: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
         """Forward one block.
 
@@ -352,14 +326,14 @@ class SwinRAMBlock(BaseModule):
             hw_shape (tuple[int, int]): (H, W) of the patch token map.
             det_pos (Tensor): [DET] positional embedding of shape
                 (1, N, det_pos_dims).
-            window_blocked (Tensor, optional): Block mask of the patch window
+            window_mask (Tensor, optional): Scores added to the window
                 attention for this block's shift, see
                 :class:`ReconfiguredAttention`.
             cross_pos (Tensor, optional): Positional embedding of shape
                 (B, H*W, C) of the patch tokens. Given only in cross-attention
                 stages, where it switches the [DET] x [PATCH] attention on.
-            cross_padding_mask (Tensor, optional): Shape (B, H*W), ``True``
-                on padded patch tokens.
+            cross_mask (Tensor, optional): Scores added to the [DET]
+                queries' keys, see :class:`ReconfiguredAttention`.
 
         Returns:
             tuple[Tensor, Tensor]: Patch tokens (B, H*W, C) and [DET] tokens
@@ -376,9 +350,9 @@ class SwinRAMBlock(BaseModule):
         windows, det_out = self.attn(
             self._to_windows(patch_normed, hw_shape),
             det_normed,
-            window_blocked,
+            window_mask,
             cross_patch,
-            cross_padding_mask,
+            cross_mask,
         )
         attn_out = torch.cat([self._from_windows(windows, hw_shape), det_out], dim=1)
         # One residual over the joint sequence, so stochastic depth drops a
@@ -510,38 +484,33 @@ class SwinRAMStage(BaseModule):
     def _window_masks(
         self,
         padding_mask: Optional[Tensor],
-        batch_size: int,
         hw_shape: HWShape,
+        dtype: torch.dtype,
         device: torch.device,
-    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-        """Block masks of the regular and of the shifted windows.
-
-        Returns:
-            tuple: Two masks broadcastable to (B * nW, heads, L, L) (``None``
-            when nothing is blocked).
-        """
+    ) -> Tuple[Optional[Tensor], Tensor]:
+        """Scores added to the regular and to the shifted windows' attention,
+        broadcastable to (B, nW, heads, L, L): :data:`BLOCKED` between shift
+        regions, and on padded keys when ``mask_window_padding``."""
         H, W = hw_shape
         Hp = H + (-H) % self.window_size
         Wp = W + (-W) % self.window_size
-        shift_blocked = (
-            shift_region_mask(Hp, Wp, self.window_size, self.shift_size, device)
-            .unsqueeze(1)
-            .repeat(batch_size, 1, 1, 1)
-        )
+        shift_blocked = shift_region_mask(
+            Hp, Wp, self.window_size, self.shift_size, device
+        ).unsqueeze(1)  # (nW, 1, L, L)
         if not self.mask_window_padding:
-            return None, shift_blocked
+            return None, additive(shift_blocked, dtype)
         if padding_mask is None:
-            padding_mask = torch.zeros((batch_size, H, W), dtype=torch.bool, device=device)
+            padding_mask = torch.zeros((1, H, W), dtype=torch.bool, device=device)
         # The tokens that align the map to the window size are padding too.
         padded = F.pad(padding_mask, (0, Wp - W, 0, Hp - H), value=True)
         shifted = torch.roll(padded, (-self.shift_size, -self.shift_size), dims=(1, 2))
-        regular_blocked, shifted_keys_blocked = [
-            window_partition(keys.unsqueeze(-1), self.window_size).view(
-                -1, 1, 1, self.window_size**2
+        regular_keys, shifted_keys = [
+            to_windows(keys.unsqueeze(-1), self.window_size).view(
+                keys.shape[0], -1, 1, 1, self.window_size**2
             )
             for keys in (padded, shifted)
         ]
-        return regular_blocked, shifted_keys_blocked | shift_blocked
+        return additive(regular_keys, dtype), additive(shifted_keys | shift_blocked, dtype)
 
     def forward(
         self,
@@ -558,34 +527,36 @@ class SwinRAMStage(BaseModule):
             det (Tensor): [DET] tokens of shape (B, N, C).
             hw_shape (tuple[int, int]): (H, W) of the patch token map.
             det_pos (Tensor): [DET] positional embedding (1, N, P).
-            padding_mask (Tensor, optional): Shape (B, H, W), ``True`` on
-                padded tokens; ``None`` when nothing is padded.
+            padding_mask (Tensor, optional): This stage's token mask (B, H,
+                W), ``True`` on padding (:mod:`.padding`); ``None`` when
+                nothing is padded.
 
         Returns:
             tuple[Tensor, Tensor]: Patch tokens (B, H*W, C) and [DET] tokens
             (B, N, C).
         """
         B = patch.shape[0]
-        regular_blocked, shifted_blocked = self._window_masks(
-            padding_mask, B, hw_shape, patch.device
+        regular_mask, shifted_mask = self._window_masks(
+            padding_mask, hw_shape, patch.dtype, patch.device
         )
-        cross_pos = cross_padding_mask = None
+        cross_pos = cross_mask = None
         if self.cross_attn:
             pos_mask = padding_mask
             if pos_mask is None:
                 pos_mask = torch.zeros((B, *hw_shape), dtype=torch.bool, device=patch.device)
             cross_pos = self.cross_pos_embed(pos_mask).flatten(2).transpose(1, 2).to(patch.dtype)
             if padding_mask is not None:
-                cross_padding_mask = padding_mask.flatten(1)
+                keys = F.pad(padding_mask.flatten(1), (0, det.shape[1]), value=False)
+                cross_mask = additive(keys[:, None, None, :], patch.dtype)
         for block in self.blocks:
             patch, det = block(
                 patch,
                 det,
                 hw_shape,
                 det_pos,
-                window_blocked=shifted_blocked if block.shift_size else regular_blocked,
+                window_mask=shifted_mask if block.shift_size else regular_mask,
                 cross_pos=cross_pos,
-                cross_padding_mask=cross_padding_mask,
+                cross_mask=cross_mask,
             )
         return patch, det
 
@@ -625,11 +596,13 @@ class SwinRAM(BaseModule):
         attn_drop_rate (float): Attention dropout rate. Defaults to 0.
         drop_path_rate (float, optional): Maximum stochastic depth (linear in
             depth). ``None`` takes the variant's value.
-        mask_window_padding (bool): Whether patch window attention ignores
-            tokens outside the image, which makes every image's output
-            independent of how much the batch pads it. ``False`` reproduces
-            the official implementation, which lets windows attend to padded
-            tokens. Defaults to True.
+        padding_masks (str): ``'official'`` (default): the official ViDT's
+            padding masks (nearest-neighbour token masks at the
+            cross-attention stages; window attention sees padding), which
+            converted official checkpoints need; ``'batch_invariant'``: window
+            attention ignores padded tokens and token masks cover only fully
+            padded tokens, so an image's outputs do not depend on its batch
+            (:mod:`.padding`).
         init_cfg (dict, optional): Initialization config, e.g. a
             ``Pretrained`` checkpoint in this module's key layout.
     """
@@ -663,7 +636,7 @@ class SwinRAM(BaseModule):
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: Optional[float] = None,
-        mask_window_padding: bool = True,
+        padding_masks: str = 'official',
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -683,6 +656,7 @@ class SwinRAM(BaseModule):
 
         self.num_det_tokens = num_det_tokens
         self.cross_attn_stages = cross_attn_stages
+        self.padding_masks = check_mode(padding_masks)
         self.det_pos_dims = det_pos_dims
         stage_channels = [embed_dims * 2**i for i in range(num_stages)]
         # Channels and strides of the output levels (stages 2.. and the
@@ -718,7 +692,7 @@ class SwinRAM(BaseModule):
                     downsample_channels=stage_channels[i + 1]
                     if i + 1 < num_stages
                     else extra_level_channels,
-                    mask_window_padding=mask_window_padding,
+                    mask_window_padding=padding_masks == 'batch_invariant',
                     drop_path_rates=dpr[sum(depths[:i]) : sum(depths[: i + 1])],
                     mlp_ratio=mlp_ratio,
                     qkv_bias=qkv_bias,
@@ -783,22 +757,37 @@ class SwinRAM(BaseModule):
         B = inputs.shape[0]
         patch, hw_shape = self.patch_embed(inputs)
         det = self.det_tokens.expand(B, -1, -1)
+        stage_masks = self.stage_masks(padding_mask, hw_shape)
         levels: List[Tensor] = []
         for i, stage in enumerate(self.stages):
-            stage_mask = None
-            if padding_mask is not None:
-                stage_mask = downsample_padding_mask(padding_mask, self.patch_size * 2**i)
-            patch, det = stage(patch, det, hw_shape, self.det_pos_embed, stage_mask)
+            patch, det = stage(patch, det, hw_shape, self.det_pos_embed, stage_masks[i])
             if i > 0:
                 levels.append(self._to_map(patch, hw_shape))
             is_last = i == len(self.stages) - 1
             if is_last:
                 det_out = det
+            if self.padding_masks == 'batch_invariant' and stage_masks[i] is not None:
+                # Padded tokens enter the 2x2 merging as zeros, as the zero
+                # padding of an odd-sized unpadded map does.
+                patch = patch.masked_fill(stage_masks[i].flatten(1)[..., None], 0)
             # The [DET] tokens leave the body after the last stage, so its
             # merging (the extra level) only concerns the patch tokens.
             patch, hw_shape, det = stage.downsample(patch, hw_shape, None if is_last else det)
         levels.append(self._to_map(patch, hw_shape))
         return tuple(levels), det_out, self.det_pos_embed
+
+    def stage_masks(
+        self, padding_mask: Optional[Tensor], patch_grid: HWShape
+    ) -> List[Optional[Tensor]]:
+        """Every stage's token mask (:func:`.padding.body_cross_attention_masks`),
+        computed once per forward from the pixel mask (B, H, W) and the patch
+        embedding's grid."""
+        grids = [tuple(patch_grid)]
+        for _ in self.stages[1:]:
+            grids.append(((grids[-1][0] + 1) // 2, (grids[-1][1] + 1) // 2))
+        return body_cross_attention_masks(
+            padding_mask, self.padding_masks, tuple(patch_grid), grids, self.cross_attn_stages
+        )
 
     @staticmethod
     def _to_map(tokens: Tensor, hw_shape: HWShape) -> Tensor:

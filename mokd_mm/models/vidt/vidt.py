@@ -7,19 +7,19 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmdet.models.detectors import DetectionTransformer
-from mmdet.models.layers import inverse_sigmoid
+from mmcv.ops import MultiScaleDeformableAttention
+from mmdet.models.detectors import DeformableDETR, DetectionTransformer
+from mmdet.models.layers import DeformableDetrTransformerDecoder, inverse_sigmoid
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.model import xavier_init
 from torch import Tensor
 
-from .cuda_fallback import FallbackMultiScaleDeformableAttention
-from .deformable_decoder import FallbackDeformableDecoder
-from .padding import downsample_padding_mask, padding_mask_from_samples
+from .padding import check_mode, neck_level_masks, padding_mask_from_samples
 
-BodyOutputs = Tuple[Tuple[Tensor, ...], Tensor, Tensor]
+# The body's levels, [DET] tokens and positions, and the batch's pixel mask.
+BodyOutputs = Tuple[Tuple[Tensor, ...], Tensor, Tensor, Optional[Tensor]]
 
 
 class TokenProjection(ConvModule):
@@ -48,6 +48,27 @@ class TokenProjection(ConvModule):
         """(B, N, C_in) -> (B, N, C_out)."""
         x = tokens.transpose(1, 2).unsqueeze(-1)
         return super().forward(x).squeeze(-1).transpose(1, 2)
+
+
+def masked_group_norm(x: Tensor, norm: nn.GroupNorm, padding: Tensor) -> Tensor:
+    """``norm(x)`` with each sample's group statistics taken over its
+    unpadded positions only.
+
+    Args:
+        x (Tensor): (B, C, H, W).
+        norm (nn.GroupNorm): its groups, eps and affine parameters are used.
+        padding (Tensor): (B, H, W), ``True`` on padding.
+    """
+    B, C, H, W = x.shape
+    groups = x.view(B, norm.num_groups, -1, H, W)
+    valid = (~padding).to(x.dtype)[:, None, None]
+    count = valid.sum((2, 3, 4), keepdim=True) * groups.shape[2]
+    mean = (groups * valid).sum((2, 3, 4), keepdim=True) / count
+    var = (((groups - mean) * valid) ** 2).sum((2, 3, 4), keepdim=True) / count
+    out = ((groups - mean) / torch.sqrt(var + norm.eps)).view(B, C, H, W)
+    if norm.affine:
+        out = out * norm.weight[:, None, None] + norm.bias[:, None, None]
+    return out
 
 
 @MODELS.register_module()
@@ -90,6 +111,11 @@ class ViDT(DetectionTransformer):
             sets ``num_pred_layer``, ``share_pred_layer`` and
             ``as_two_stage``.
         num_queries (int): Number of [DET] tokens. Defaults to 100.
+        padding_masks (str): how padding is masked (:mod:`.padding`):
+            ``'official'`` (default), as the official ViDT does, which
+            converted official checkpoints need; or ``'batch_invariant'``,
+            so that an image's outputs do not depend on the batch it is
+            padded into. Sets the body's option.
         train_cfg (dict, optional): Training config of the head.
         test_cfg (dict, optional): Testing config of the head.
         data_preprocessor (dict, optional): Data preprocessor config.
@@ -102,6 +128,7 @@ class ViDT(DetectionTransformer):
         decoder: ConfigType,
         bbox_head: ConfigType,
         num_queries: int = 100,
+        padding_masks: str = 'official',
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         data_preprocessor: OptConfigType = None,
@@ -117,6 +144,14 @@ class ViDT(DetectionTransformer):
                 f'num_queries ({num_queries}); set num_queries only'
             )
         backbone['num_det_tokens'] = num_queries
+        self.padding_masks = check_mode(padding_masks)
+        body_mode = backbone.get('padding_masks', padding_masks)
+        if body_mode != padding_masks:
+            raise ValueError(
+                f'backbone.padding_masks ({body_mode!r}) differs from padding_masks '
+                f'({padding_masks!r}); set padding_masks only'
+            )
+        backbone['padding_masks'] = padding_masks
         bbox_head = copy.deepcopy(bbox_head)
         preset = {'num_pred_layer', 'share_pred_layer', 'as_two_stage'} & set(bbox_head)
         if preset:
@@ -141,7 +176,7 @@ class ViDT(DetectionTransformer):
 
     def _init_layers(self) -> None:
         """Build the neck projections and the decoder."""
-        self.decoder = FallbackDeformableDecoder(**self.decoder)
+        self.decoder = DeformableDetrTransformerDecoder(**self.decoder)
         self.embed_dims = self.decoder.embed_dims
         num_levels = self.decoder.layers[0].cross_attn.num_levels
         if num_levels != len(self.backbone.out_channels):
@@ -173,7 +208,7 @@ class ViDT(DetectionTransformer):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         for m in self.decoder.modules():
-            if isinstance(m, FallbackMultiScaleDeformableAttention):
+            if isinstance(m, MultiScaleDeformableAttention):
                 m.init_weights()
         for proj in [*self.input_projs, self.det_token_proj, self.det_pos_proj]:
             xavier_init(proj.conv, distribution='uniform', bias=0.0)
@@ -193,11 +228,12 @@ class ViDT(DetectionTransformer):
                 (``batch_input_shape``).
 
         Returns:
-            tuple: ``(levels, det_tokens, det_pos)``, see
-            :meth:`SwinRAM.forward`.
+            tuple: ``(levels, det_tokens, det_pos)`` (see
+            :meth:`SwinRAM.forward`) and the pixel mask (B, H, W) or None,
+            computed here once for the body and the neck.
         """
         padding_mask = padding_mask_from_samples(batch_data_samples, batch_inputs.device)
-        return self.backbone(batch_inputs, padding_mask)
+        return (*self.backbone(batch_inputs, padding_mask), padding_mask)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Compute the losses of all prediction levels.
@@ -257,16 +293,16 @@ class ViDT(DetectionTransformer):
         tokens become the queries) -> 'forward_decoder'.
 
         Args:
-            img_feats (tuple): ``(levels, det_tokens, det_pos)`` of the body.
+            img_feats (tuple): :meth:`extract_feat`'s outputs.
             batch_data_samples (list[:obj:`DetDataSample`], optional): Image
-                metas, for the padding masks.
+                metas (unused: the pixel mask comes with ``img_feats``).
 
         Returns:
             dict: ``hidden_states`` (L+1, B, N, C) and ``references`` (the
             inputs of ``bbox_head``).
         """
-        levels, det_tokens, det_pos = img_feats
-        encoder_inputs_dict, decoder_inputs_dict = self.pre_transformer(levels, batch_data_samples)
+        levels, det_tokens, det_pos, padding_mask = img_feats
+        encoder_inputs_dict, decoder_inputs_dict = self.pre_transformer(levels, padding_mask)
         encoder_outputs_dict = self.forward_encoder(**encoder_inputs_dict)
         tmp_dec_in, head_inputs_dict = self.pre_decoder(
             det_tokens=det_tokens, det_pos=det_pos, **encoder_outputs_dict
@@ -276,15 +312,15 @@ class ViDT(DetectionTransformer):
         return head_inputs_dict
 
     def pre_transformer(
-        self, mlvl_feats: Sequence[Tensor], batch_data_samples: OptSampleList = None
+        self, mlvl_feats: Sequence[Tensor], padding_mask: Optional[Tensor] = None
     ) -> Tuple[Dict, Dict]:
-        """Project and flatten the patch levels and build their masks.
+        """Project and flatten the patch levels and build their masks
+        (:func:`.padding.neck_level_masks`, by ``padding_masks``).
 
         Args:
             mlvl_feats (Sequence[Tensor]): The body's patch levels, each
                 (B, C_l, H_l, W_l).
-            batch_data_samples (list[:obj:`DetDataSample`], optional): Image
-                metas, for the padding masks.
+            padding_mask (Tensor, optional): The pixel mask (B, H, W).
 
         Returns:
             tuple[dict, dict]: Inputs of :meth:`forward_encoder` (``feat``
@@ -294,14 +330,18 @@ class ViDT(DetectionTransformer):
             2)).
         """
         batch_size = mlvl_feats[0].shape[0]
-        padding_mask = padding_mask_from_samples(batch_data_samples, mlvl_feats[0].device)
-        feats, masks, shapes = [], [], []
-        for proj, feat, stride in zip(self.input_projs, mlvl_feats, self.backbone.out_strides):
-            feat = proj(feat)
-            shapes.append(feat.shape[-2:])
+        shapes = [tuple(feat.shape[-2:]) for feat in mlvl_feats]
+        masks = neck_level_masks(
+            padding_mask, self.padding_masks, shapes, self.backbone.out_strides
+        )
+        feats = []
+        for i, (proj, feat) in enumerate(zip(self.input_projs, mlvl_feats)):
+            if masks is not None and self.padding_masks == 'batch_invariant':
+                # GroupNorm's statistics from the image's tokens only.
+                feat = masked_group_norm(proj.conv(feat), proj.norm, masks[i])
+            else:
+                feat = proj(feat)
             feats.append(feat.flatten(2).transpose(1, 2))
-            if padding_mask is not None:
-                masks.append(downsample_padding_mask(padding_mask, stride))
         feat_flatten = torch.cat(feats, 1)
         spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=feat_flatten.device)
         level_start_index = torch.cat(
@@ -309,7 +349,7 @@ class ViDT(DetectionTransformer):
         )
         if masks:
             mask_flatten = torch.cat([m.flatten(1) for m in masks], 1)
-            valid_ratios = torch.stack([self.get_valid_ratio(m) for m in masks], 1)
+            valid_ratios = torch.stack([DeformableDETR.get_valid_ratio(m) for m in masks], 1)
         else:
             mask_flatten = None
             valid_ratios = feat_flatten.new_ones(batch_size, len(feats), 2)
@@ -407,11 +447,3 @@ class ViDT(DetectionTransformer):
         hidden_states = torch.cat([query.unsqueeze(0), inter_states], 0)
         references = [reference_points, first_boxes, *inter_references]
         return dict(hidden_states=hidden_states, references=references)
-
-    @staticmethod
-    def get_valid_ratio(mask: Tensor) -> Tensor:
-        """Valid (w, h) fraction of a level per image, (B, 2)."""
-        _, H, W = mask.shape
-        valid_h = (~mask[:, :, 0]).sum(1).float() / H
-        valid_w = (~mask[:, 0, :]).sum(1).float() / W
-        return torch.stack([valid_w, valid_h], -1)

@@ -4,12 +4,9 @@ import pytest
 import torch
 from mmdet.structures import DetDataSample
 
-from mokd_mm.models.vidt import (
-    ReconfiguredAttention,
-    SwinRAM,
-    downsample_padding_mask,
-    padding_mask_from_samples,
-)
+from mokd_mm.models.vidt import ReconfiguredAttention, SwinRAM, padding_mask_from_samples
+from mokd_mm.models.vidt.padding import covered_token_mask
+from mokd_mm.models.vidt.swin_ram import BLOCKED
 from tests.test_models.test_vidt.vidt_test_utils import TINY_ARCH
 
 
@@ -57,8 +54,8 @@ def _valid_parts(outputs, h, w):
     return crops, det
 
 
-def test_ram_ignores_padding_content_and_size():
-    body = build_body()
+def test_batch_invariant_mode_ignores_padding_content_and_size():
+    body = build_body(padding_masks='batch_invariant')
     image = torch.randn(3, 64, 128)
     with torch.no_grad():
         reference = _valid_parts(body(image[None]), 64, 128)
@@ -70,9 +67,9 @@ def test_ram_ignores_padding_content_and_size():
 
 
 def test_official_window_behaviour_sees_padding():
-    """With ``mask_window_padding=False`` (the official behaviour) patch
-    windows that overlap the padding change with its content."""
-    body = build_body(mask_window_padding=False)
+    """In the official mode (the default) patch windows that overlap the
+    padding change with its content, as in the official ViDT."""
+    body = build_body()
     image = torch.randn(3, 64, 128)
     zeros = _valid_parts(_run_padded(body, image, (128, 192), 0.0), 64, 128)
     sevens = _valid_parts(_run_padded(body, image, (128, 192), 7.0), 64, 128)
@@ -104,11 +101,11 @@ def test_det_tokens_see_patches_only_in_cross_attention_stages(stages, sees_imag
 def test_attention_gives_padded_cross_keys_zero_weight():
     torch.manual_seed(0)
     attn = ReconfiguredAttention(8, 2, window_size=2).eval()
-    windows = torch.randn(4, 4, 8)
+    windows = torch.randn(1, 4, 4, 8)
     det = torch.randn(1, 3, 8)
     patches = torch.randn(1, 16, 8)
-    padded = torch.zeros(1, 16, dtype=torch.bool)
-    padded[:, 10:] = True
+    padded = torch.zeros(1, 1, 1, 16 + 3)
+    padded[..., 10:16] = BLOCKED  # the additive key mask of padded patches
     changed = patches.clone()
     changed[:, 10:] = 100 * torch.randn(1, 6, 8)
     with torch.no_grad():
@@ -140,7 +137,7 @@ def test_padding_masks_from_samples():
     assert mask.shape == (2, 64, 64)
     assert mask[0, :40].logical_not().all() and mask[0, 40:].all()
     assert mask[1, :, :30].logical_not().all() and mask[1, :, 30:].all()
-    tokens = downsample_padding_mask(mask, 8)
+    tokens = covered_token_mask(mask, 8)
     # A token is valid when any of its pixels is: ceil(40/8)=5, ceil(30/8)=4.
     assert tokens[0, :5].logical_not().all() and tokens[0, 5:].all()
     assert tokens[1, :, :4].logical_not().all() and tokens[1, :, 4:].all()
@@ -156,6 +153,7 @@ def test_padding_masks_from_samples():
         (dict(cross_attn_stages=(4,)), 'cross_attn_stages'),
         (dict(cross_attn_stages=(-1,)), 'cross_attn_stages'),
         (dict(num_det_tokens=0), 'num_det_tokens'),
+        (dict(padding_masks='maybe'), 'padding_masks'),
     ],
 )
 def test_bad_config_names_the_key(kwargs, message):

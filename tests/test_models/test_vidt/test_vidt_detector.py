@@ -2,14 +2,8 @@
 
 import pytest
 import torch
-from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 
-from mokd_mm.models.vidt import (
-    FallbackFocalLoss,
-    FallbackMultiScaleDeformableAttention,
-    TokenProjection,
-    ViDT,
-)
+from mokd_mm.models.vidt import TokenProjection, ViDT
 from tests.test_models.test_vidt.vidt_test_utils import build_mmdet, make_batch, tiny_vidt_cfg
 
 # Two image sizes (padding in the batch) and one image without objects.
@@ -136,36 +130,6 @@ def test_token_projection_normalizes_over_tokens():
     assert not torch.allclose(proj(changed)[:, 1:], out[:, 1:])
 
 
-def test_fallback_attention_matches_mmcv_on_cpu():
-    torch.manual_seed(0)
-    cfg = dict(embed_dims=32, num_heads=4, num_levels=2, num_points=2, batch_first=True)
-    ours = FallbackMultiScaleDeformableAttention(**cfg).eval()
-    mmcv_attn = MultiScaleDeformableAttention(**cfg).eval()
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.normal_(0, 0.2)
-    mmcv_attn.load_state_dict(ours.state_dict())
-    shapes = torch.tensor([[6, 5], [3, 3]])
-    start = torch.tensor([0, 30])
-    value = torch.randn(2, 39, 32)
-    query, query_pos = torch.randn(2, 4, 32), torch.randn(2, 4, 32)
-    padding = torch.zeros(2, 39, dtype=torch.bool)
-    padding[1, 25:30] = True
-    for ref_dims in (2, 4):
-        refs = torch.rand(2, 4, 2, ref_dims)
-        kwargs = dict(
-            query=query,
-            value=value,
-            query_pos=query_pos,
-            key_padding_mask=padding,
-            reference_points=refs,
-            spatial_shapes=shapes,
-            level_start_index=start,
-        )
-        with torch.no_grad():
-            torch.testing.assert_close(ours(**kwargs), mmcv_attn(**kwargs))
-
-
 def test_query_count_and_head_overrides_are_validated():
     cfg = tiny_vidt_cfg()
     cfg['backbone']['num_det_tokens'] = 9
@@ -191,32 +155,3 @@ def test_num_queries_sets_det_tokens_and_head_levels():
     assert len(model.bbox_head.reg_branches) == 4
     # Box refinement: every level has its own branches.
     assert model.bbox_head.cls_branches[0] is not model.bbox_head.cls_branches[1]
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
-def test_fallbacks_on_gpu_match_cpu():
-    """On a GPU the fallbacks run whether or not mmcv has CUDA ops."""
-    torch.manual_seed(0)
-    focal = build_mmdet(dict(type='FallbackFocalLoss', loss_weight=2.0))
-    assert isinstance(focal, FallbackFocalLoss)
-    pred = torch.randn(7, 5)
-    target = torch.tensor([0, 4, 5, 5, 2, 1, 3])  # 5: background
-    weight = torch.rand(7)
-    torch.testing.assert_close(
-        focal(pred.cuda(), target.cuda(), weight.cuda(), avg_factor=3.0).cpu(),
-        focal(pred, target, weight, avg_factor=3.0),
-    )
-    attn = FallbackMultiScaleDeformableAttention(
-        embed_dims=32, num_levels=1, num_points=2, batch_first=True
-    ).eval()
-    kwargs = dict(
-        query=torch.randn(1, 3, 32),
-        value=torch.randn(1, 12, 32),
-        reference_points=torch.rand(1, 3, 1, 2),
-        spatial_shapes=torch.tensor([[3, 4]]),
-        level_start_index=torch.tensor([0]),
-    )
-    with torch.no_grad():
-        cpu_out = attn(**kwargs)
-        gpu_out = attn.cuda()(**{k: v.cuda() for k, v in kwargs.items()})
-    torch.testing.assert_close(gpu_out.cpu(), cpu_out, atol=1e-4, rtol=1e-4)

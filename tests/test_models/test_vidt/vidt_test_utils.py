@@ -51,9 +51,7 @@ TINY_VIDT = dict(
         num_classes=80,
         embed_dims=64,
         sync_cls_avg_factor=True,
-        loss_cls=dict(
-            type='FallbackFocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0
-        ),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
         loss_bbox=dict(type='L1Loss', loss_weight=5.0),
         loss_iou=dict(type='GIoULoss', loss_weight=2.0),
     ),

@@ -6,6 +6,9 @@
 model = dict(
     type='ViDT',
     num_queries=100,  # number of [DET] tokens
+    # The official ViDT's padding masks (converted checkpoints need them);
+    # 'batch_invariant' makes an image's outputs independent of its batch.
+    padding_masks='official',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
@@ -20,7 +23,6 @@ model = dict(
         det_pos_dims=256,
         extra_level_channels=256,
         window_size=7,
-        mask_window_padding=True,
         # ViDT starts from ImageNet weights of the Swin body; point this at
         # a checkpoint in SwinRAM's key layout to use them.
         init_cfg=None,
@@ -54,7 +56,7 @@ model = dict(
         embed_dims=256,
         sync_cls_avg_factor=True,
         loss_cls=dict(
-            type='FallbackFocalLoss',  # mmdet FocalLoss + GPU fallback
+            type='FocalLoss',
             use_sigmoid=True,
             gamma=2.0,
             alpha=0.25,
