@@ -82,6 +82,7 @@ class MoKDOptimWrapper(OptimWrapper):
         loss_scale='dynamic',
         **kwargs,
     ):
+        _refuse_old_keys(kwargs)
         super().__init__(optimizer, **kwargs)
         self.objectives = list(objectives)
         if len(self.objectives) < 2 or len(set(self.objectives)) != len(self.objectives):
@@ -360,6 +361,25 @@ class MoKDOptimWrapper(OptimWrapper):
         self.balancer.load_state_dict(mokd['balancer_state'])
         if self.loss_scaler is not None and mokd['loss_scaler']:
             self.loss_scaler.load_state_dict(mokd['loss_scaler'])
+
+
+# Keys of the wrapper before balancers, and what replaced them.
+_OLD_KEYS = {
+    'mode': "balancer=dict(type='MoKDAmortized' | 'MoKDExact' | 'FixedWeights')",
+    'famo_update': "balancer=dict(type='MoKDAmortized', update='same_batch' | 'next_batch')",
+    'weights': "balancer=dict(type='FixedWeights', weights=[...])",
+    'weighting': "balancer=dict(type='MoKDAmortized', optimizer=dict(...), min_losses=...)",
+}
+
+
+def _refuse_old_keys(kwargs) -> None:
+    old = [key for key in _OLD_KEYS if key in kwargs]
+    if old:
+        hints = '; '.join(f'{key!r} -> {_OLD_KEYS[key]}' for key in old)
+        raise TypeError(
+            f'optim_wrapper keys {old} were replaced by the balancer ({hints}); '
+            'docs/design.md lists the rules'
+        )
 
 
 @contextmanager

@@ -224,6 +224,9 @@ def test_bad_input_is_named():
     assert torch.isfinite(wrapper.balancer.logits).all()
     with pytest.raises(KeyError, match='Nope'):
         _wrapper(model, balancer=dict(type='Nope'))
+    # A config written before the balancers names its old key and the new one.
+    with pytest.raises(TypeError, match=r"\['mode'\].*-> balancer=dict\(type='MoKDAmortized'"):
+        _wrapper(model, mode='famo')
 
 
 def test_a_non_finite_update_is_not_taken():

@@ -12,7 +12,13 @@ objective): :class:`MoKDExact` (Theorem 3.1), :class:`MGDA`,
 :class:`PCGrad`, :class:`CAGrad`, :class:`GradDrop` and :class:`IMTLG`.
 """
 
-from .base import Balancer, NonFiniteObjectiveError, build_optimizer, scatter_to_grads
+from .base import (
+    Balancer,
+    NonFiniteObjectiveError,
+    SeededBalancer,
+    build_optimizer,
+    scatter_to_grads,
+)
 from .gradient_surgery import IMTLG, MGDA, CAGrad, GradDrop, PCGrad
 from .loss_weighting import (
     DynamicWeightAverage,
@@ -41,6 +47,7 @@ RULES = (
 
 __all__ = [
     'Balancer',
+    'SeededBalancer',
     'NonFiniteObjectiveError',
     'build_optimizer',
     'scatter_to_grads',

@@ -24,7 +24,13 @@ import torch
 
 from ..gradients import objective_gradients
 
-__all__ = ['Balancer', 'NonFiniteObjectiveError', 'build_optimizer', 'scatter_to_grads']
+__all__ = [
+    'Balancer',
+    'SeededBalancer',
+    'NonFiniteObjectiveError',
+    'build_optimizer',
+    'scatter_to_grads',
+]
 
 
 class NonFiniteObjectiveError(FloatingPointError):
@@ -250,3 +256,28 @@ class Balancer:
                 RuntimeWarning,
             )
         self._left_out_steps += 1
+
+
+class SeededBalancer(Balancer):
+    """A balancer that draws random numbers from a generator of its own, so
+    that every process of a distributed run draws the same numbers and a
+    resumed run continues the sequence.
+
+    Args:
+        seed (int, optional): of the generator; defaults to
+            ``torch.initial_seed()`` (the run's seed).
+    """
+
+    def __init__(
+        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
+    ):
+        super().__init__(num_objectives, names, warn_interval)
+        self.generator = torch.Generator()
+        self.generator.manual_seed(torch.initial_seed() if seed is None else seed)
+
+    def state_dict(self) -> Dict:
+        return dict(generator=self.generator.get_state())
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        self.generator.set_state(state['generator'])

@@ -9,12 +9,9 @@ all trainable parameters (no split into shared and task-specific ones: a
 distiller's connectors simply get zero rows from the task objective).
 """
 
-from typing import Optional
-
 import torch
 
-from .base import Balancer
-from .loss_weighting import _Seeded
+from .base import Balancer, SeededBalancer
 from .min_norm import frank_wolfe_min_norm_weights
 
 __all__ = ['MGDA', 'PCGrad', 'CAGrad', 'GradDrop', 'IMTLG']
@@ -64,7 +61,7 @@ class MGDA(Balancer):
         return weights @ grads, weights
 
 
-class PCGrad(_Seeded, Balancer):
+class PCGrad(SeededBalancer):
     """Projecting conflicting gradients (Yu et al., NeurIPS 2020): for each
     objective i, visit the objectives in a random order and, whenever the
     running ``g_i`` conflicts with ``g_j`` (``<g_i, g_j> < 0``), remove its
@@ -79,12 +76,6 @@ class PCGrad(_Seeded, Balancer):
 
     needs_gradients = True
 
-    def __init__(
-        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
-    ):
-        super().__init__(num_objectives, names, warn_interval)
-        self._init_generator(seed)
-
     def _combine_gradients(self, grads, losses):
         k = self.num_objectives
         gram = grads @ grads.T
@@ -97,13 +88,6 @@ class PCGrad(_Seeded, Balancer):
                     coeffs[i, j] -= dot / gram[j, j]
         weights = coeffs.sum(0)
         return weights @ grads, weights
-
-    def state_dict(self):
-        return self._generator_state()
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._load_generator(state)
 
 
 class CAGrad(Balancer):
@@ -164,7 +148,7 @@ class CAGrad(Balancer):
         return weights @ grads, weights
 
 
-class GradDrop(_Seeded, Balancer):
+class GradDrop(SeededBalancer):
     """Gradient sign dropout (Chen et al., NeurIPS 2020), on the parameters'
     gradients as FAMO's port applies it: per coordinate, the positive-sign
     purity ``P = (1 + sum_i g_i / sum_i |g_i|) / 2`` and one uniform draw
@@ -178,24 +162,11 @@ class GradDrop(_Seeded, Balancer):
 
     needs_gradients = True
 
-    def __init__(
-        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
-    ):
-        super().__init__(num_objectives, names, warn_interval)
-        self._init_generator(seed)
-
     def _combine_gradients(self, grads, losses):
         purity = 0.5 * (1 + grads.sum(0) / (grads.abs().sum(0) + 1e-8))
         draw = torch.rand(purity.shape, generator=self.generator).to(purity)
         keep = (purity > draw) & (grads > 0) | (purity < draw) & (grads < 0)
         return (grads * keep).sum(0), None
-
-    def state_dict(self):
-        return self._generator_state()
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._load_generator(state)
 
 
 class IMTLG(Balancer):

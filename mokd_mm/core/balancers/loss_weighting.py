@@ -7,11 +7,11 @@ leaves open, the class says so.
 """
 
 import copy
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import torch
 
-from .base import Balancer, build_optimizer
+from .base import Balancer, SeededBalancer, build_optimizer
 
 __all__ = [
     'FixedWeights',
@@ -179,43 +179,11 @@ class DynamicWeightAverage(Balancer):
         self.seen = int(state['seen'])
 
 
-class _Seeded:
-    """A private random generator, so that every process of a distributed
-    run draws the same numbers and a resumed run continues the sequence."""
-
-    def _init_generator(self, seed: Optional[int]) -> None:
-        self.generator = torch.Generator()
-        self.generator.manual_seed(torch.initial_seed() if seed is None else seed)
-
-    def _generator_state(self) -> Dict:
-        return dict(generator=self.generator.get_state())
-
-    def _load_generator(self, state) -> None:
-        self.generator.set_state(state['generator'])
-
-
-class RandomLossWeighting(_Seeded, Balancer):
+class RandomLossWeighting(SeededBalancer):
     """Random loss weighting (Lin et al., TMLR 2022): at every step
-    ``w = softmax(n)``, ``n ~ N(0, I_K)``.
-
-    Args:
-        seed (int, optional): of the rule's own generator; defaults to
-            ``torch.initial_seed()`` (the run's seed).
-    """
-
-    def __init__(
-        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
-    ):
-        super().__init__(num_objectives, names, warn_interval)
-        self._init_generator(seed)
+    ``w = softmax(n)``, ``n ~ N(0, I_K)``, drawn from the rule's own
+    generator (``seed``, see :class:`SeededBalancer`)."""
 
     def _loss_weights(self, losses):
         draw = torch.randn(self.num_objectives, generator=self.generator)
         return torch.softmax(draw.to(losses), 0)
-
-    def state_dict(self):
-        return self._generator_state()
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._load_generator(state)
