@@ -2,7 +2,10 @@
 student; a plain mmdet / mmpretrain config evaluates that model (e.g. a
 student exported by ``tools/export_student.py``).
 
-Same arguments as mmdet's ``tools/test.py``.
+Same arguments as mmdet's ``tools/test.py``, and one more: the checkpoint
+is loaded strictly (a key missing from it, or one the model lacks, is an
+error naming the keys, where mmdet's tool only warns), unless
+``--non-strict`` is given.
 """
 
 import argparse

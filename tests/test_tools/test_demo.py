@@ -7,54 +7,34 @@ from tests.conftest import REPO
 from tools.runs import val_curve
 
 
-def test_demo_end_to_end(tmp_path):
-    work_dir = tmp_path / 'demo'
+def _demo(*args):
+    """``tools/demo.py`` with ``args``; returns its stdout, failing with the
+    end of its output when it fails."""
     out = subprocess.run(
-        [
-            sys.executable,
-            'tools/demo.py',
-            '--iters',
-            '4',
-            '--teacher-iters',
-            '4',
-            '--evals',
-            '2',
-            '--work-dir',
-            str(work_dir),
-        ],
+        [sys.executable, 'tools/demo.py', *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert '[student alone] iter 4/4' in out.stdout  # progress while it runs
-    table = [line for line in out.stdout.splitlines() if line.startswith('| ')]
+    return out.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    work_dir = str(tmp_path / 'demo')
+    stdout = _demo('--iters', '4', '--teacher-iters', '4', '--evals', '2', '--work-dir', work_dir)
+    assert '[student alone] iter 4/4' in stdout  # progress while it runs
+    table = [line for line in stdout.splitlines() if line.startswith('| ')]
     names = [line.split('|')[1].strip() for line in table[1:]]
     assert names == ['teacher', 'student alone', 'token matching, fixed', 'MoKD']
     params = [int(line.split('|')[4].replace(',', '')) for line in table[1:]]
     assert params[0] > params[1] == params[2] == params[3]  # the students are one network
-    assert (work_dir / 'teacher.pth').exists()
-    mokd = work_dir / 'mokd_vidt-w16_vidt-w32_shapes'
+    assert (tmp_path / 'demo' / 'teacher.pth').exists()
+    mokd = tmp_path / 'demo' / 'mokd_vidt-w32_vidt-w16_1xb8-300it_shapes'
     for plot in ('pi', 'conflict', 'dominance', 'val'):
         assert (mokd / f'mokd_{plot}.png').read_bytes()[:4] == b'\x89PNG'
     assert [step for step, _ in val_curve(str(mokd))] == [2, 4]  # AP by iteration
     # A second run reuses the teacher.
-    again = subprocess.run(
-        [
-            sys.executable,
-            'tools/demo.py',
-            '--iters',
-            '2',
-            '--evals',
-            '1',
-            '--work-dir',
-            str(work_dir),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert 'reusing' in again.stdout and '[teacher] iter' not in again.stdout
+    stdout = _demo('--iters', '2', '--evals', '1', '--work-dir', work_dir)
+    assert 'reusing' in stdout and '[teacher] iter' not in stdout
