@@ -4,21 +4,11 @@ import torch
 from torch import nn
 
 from mokd_mm.core.reevaluation import reevaluation_mode
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Dropout(0.5))
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, x):
-        feat = self.body(x)
-        return feat, self.head(feat)
+from tests.test_core.feature_net import FeatureNet
 
 
 def test_reevaluation_leaves_no_trace():
-    net = Net().train()
+    net = FeatureNet().train()
     x = torch.randn(8, 4)
     net(x)
     bn = net.body[1]

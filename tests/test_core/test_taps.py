@@ -5,21 +5,11 @@ import torch
 from torch import nn
 
 from mokd_mm.core import FeatureTaps
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Dropout(0.5))
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, x):
-        feat = self.body(x)
-        return feat, self.head(feat)
+from tests.test_core.feature_net import FeatureNet
 
 
 def test_taps_record_outputs_items_and_inputs():
-    net = Net()
+    net = FeatureNet()
     taps = FeatureTaps(
         net,
         dict(
@@ -46,7 +36,7 @@ def test_taps_record_outputs_items_and_inputs():
 
 def test_nothing_is_kept_outside_recording():
     """Validation and inference forwards keep no feature maps alive."""
-    net = Net()
+    net = FeatureNet()
     taps = FeatureTaps(net, dict(hidden='body.0'))
     net(torch.randn(2, 4))
     assert taps._calls == {}
@@ -115,4 +105,4 @@ def test_pooled_taps():
 
 def test_unknown_path_is_named_with_a_suggestion():
     with pytest.raises(KeyError, match=r"student tap 'x'.*did you mean"):
-        FeatureTaps(Net(), dict(x='haed'), owner='student')
+        FeatureTaps(FeatureNet(), dict(x='haed'), owner='student')

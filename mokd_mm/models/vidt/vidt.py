@@ -71,6 +71,17 @@ def masked_group_norm(x: Tensor, norm: nn.GroupNorm, padding: Tensor) -> Tensor:
     return out
 
 
+def _pass_down(backbone: Dict, key: str, name: str, value) -> None:
+    """Set ``backbone[key]`` to the detector's ``name`` argument ``value``,
+    refusing a backbone config that already sets it differently."""
+    given = backbone.get(key, value)
+    if given != value:
+        raise ValueError(
+            f'backbone.{key} ({given!r}) differs from {name} ({value!r}); set {name} only'
+        )
+    backbone[key] = value
+
+
 @MODELS.register_module()
 class ViDT(DetectionTransformer):
     """ViDT: Vision and Detection Transformers (Song et al., ICLR 2022).
@@ -137,21 +148,9 @@ class ViDT(DetectionTransformer):
         if num_queries < 1:
             raise ValueError(f'num_queries must be >= 1, got {num_queries}')
         backbone = copy.deepcopy(backbone)
-        body_tokens = backbone.get('num_det_tokens', num_queries)
-        if body_tokens != num_queries:
-            raise ValueError(
-                f'backbone.num_det_tokens ({body_tokens}) differs from '
-                f'num_queries ({num_queries}); set num_queries only'
-            )
-        backbone['num_det_tokens'] = num_queries
+        _pass_down(backbone, 'num_det_tokens', 'num_queries', num_queries)
         self.padding_masks = check_mode(padding_masks)
-        body_mode = backbone.get('padding_masks', padding_masks)
-        if body_mode != padding_masks:
-            raise ValueError(
-                f'backbone.padding_masks ({body_mode!r}) differs from padding_masks '
-                f'({padding_masks!r}); set padding_masks only'
-            )
-        backbone['padding_masks'] = padding_masks
+        _pass_down(backbone, 'padding_masks', 'padding_masks', padding_masks)
         bbox_head = copy.deepcopy(bbox_head)
         preset = {'num_pred_layer', 'share_pred_layer', 'as_two_stage'} & set(bbox_head)
         if preset:

@@ -136,6 +136,10 @@ def test_query_count_and_head_overrides_are_validated():
     with pytest.raises(ValueError, match='num_det_tokens'):
         build_mmdet(cfg)
     cfg = tiny_vidt_cfg()
+    cfg['backbone']['padding_masks'] = 'batch_invariant'
+    with pytest.raises(ValueError, match=r"backbone.padding_masks \('batch_invariant'\)"):
+        build_mmdet(cfg)
+    cfg = tiny_vidt_cfg()
     cfg['bbox_head']['num_pred_layer'] = 3
     with pytest.raises(ValueError, match='num_pred_layer'):
         build_mmdet(cfg)
