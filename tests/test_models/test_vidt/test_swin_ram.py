@@ -173,3 +173,24 @@ def test_variant_settings():
     assert base.stages[2].blocks[0].attn.num_heads == 16
     # Stochastic depth reaches the variant's rate at the last block.
     assert base.stages[3].blocks[1].ffn.dropout_layer.drop_prob == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize('mode', ['official', 'batch_invariant'])
+def test_every_attention_reaches_sdpa_in_four_dimensions(monkeypatch, mode):
+    """torch's fused CPU attention takes only 4-D queries and masks; any
+    other shape silently falls back to a several times slower path."""
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):
+        calls.append((q.dim(), None if attn_mask is None else attn_mask.dim()))
+        return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, 'scaled_dot_product_attention', spy)
+    body = build_body(padding_masks=mode)
+    mask = torch.zeros(2, 100, 140, dtype=torch.bool)
+    mask[1, 60:, 90:] = True
+    with torch.no_grad():
+        body(torch.randn(2, 3, 100, 140), mask)
+    assert len(calls) == 2 * sum(TINY_ARCH['depths'])
+    assert set(calls) <= {(4, 4), (4, None)} and (4, 4) in calls
