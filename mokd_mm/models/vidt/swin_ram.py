@@ -164,22 +164,11 @@ class ReconfiguredAttention(BaseModule):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
         """Scaled dot-product attention with ``mask`` added to the scores;
-        (..., heads, L, C/heads) -> (..., L, C).
-
-        The leading dimensions are folded into one batch dimension, and the
-        mask into the same 4 dimensions (a view where it is broadcast):
-        torch's fused CPU kernel takes only 4-D inputs and masks, and the
-        unfused path it falls back to otherwise was 4 times slower on window
-        attention.
-        """
-        lead = q.shape[:-3]
-        q, k, v = (x.reshape(-1, *x.shape[-3:]) for x in (q, k, v))
-        if mask is not None:
-            mask = mask.expand(*lead, *mask.shape[-3:]).reshape(-1, *mask.shape[-3:])
+        (B, heads, L, C/heads) -> (B, L, C), ``mask`` 4-D or ``None``."""
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_drop_rate if self.training else 0.0
         )
-        return out.view(*lead, *out.shape[-3:]).transpose(-3, -2).flatten(-2)
+        return out.transpose(-3, -2).flatten(-2)
 
     def forward(
         self,
@@ -212,12 +201,16 @@ class ReconfiguredAttention(BaseModule):
             tuple[Tensor, Tensor]: Patch windows of shape (B, num_windows, L,
             C) and [DET] tokens of shape (B, N, C).
         """
-        L = patch_windows.shape[-2]
+        B, num_windows, L, C = patch_windows.shape
         rel_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         rel_bias = rel_bias.view(L, L, -1).permute(2, 0, 1).contiguous().to(patch_windows.dtype)
         window_scores = rel_bias if window_mask is None else rel_bias + window_mask
-        q, k, v = self._split_heads(self.qkv(patch_windows), 3)
-        patch_out = self._attend(q, k, v, window_scores)
+        # Windows and scores folded into one batch dimension (a view where
+        # the scores are broadcast): torch's fused CPU kernel takes only 4-D
+        # queries and masks, and fell back to a 4 times slower path on 5-D.
+        window_scores = window_scores.expand(B, num_windows, *window_scores.shape[-3:])
+        q, k, v = self._split_heads(self.qkv(patch_windows.flatten(0, 1)), 3)
+        patch_out = self._attend(q, k, v, window_scores.flatten(0, 1)).view(B, num_windows, L, C)
 
         det_q, det_k, det_v = self._split_heads(self.qkv(det), 3)
         if cross_patch is not None:
