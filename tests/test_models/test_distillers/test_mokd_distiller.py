@@ -215,10 +215,10 @@ def test_every_distillation_loss_counts_whatever_its_name(teacher_ckpt, shapes_r
     raw = distiller(data['inputs'], data['data_samples'], mode='loss')
     raw['student.accuracy'] = torch.tensor(0.7)
     objectives, log_vars = distiller.objectives.sum(raw)
-    assert float(objectives['distill']) == pytest.approx(
-        float(raw['distill.kl'] + raw['distill.feat']), rel=1e-6
+    assert objectives['distill'].item() == pytest.approx(
+        (raw['distill.kl'] + raw['distill.feat']).item(), rel=1e-6
     )
-    assert float(objectives['task']) == pytest.approx(float(raw['student.loss']))
+    assert objectives['task'].item() == pytest.approx(raw['student.loss'].item())
     assert float(log_vars['student.accuracy']) == pytest.approx(0.7)
 
 
