@@ -182,7 +182,8 @@ class ReconfiguredAttention(BaseModule):
 
         Args:
             patch_windows (Tensor): Window-partitioned patch tokens of shape
-                (B, num_windows, L, C), ``L = window_size**2``.
+                (B * num_windows, L, C), ``L = window_size**2``, as timm's
+                ``window_partition`` orders them.
             det (Tensor): [DET] tokens (with their positional embedding
                 added) of shape (B, N, C).
             window_mask (Tensor, optional): Scores added to the window
@@ -198,19 +199,20 @@ class ReconfiguredAttention(BaseModule):
                 patch tokens.
 
         Returns:
-            tuple[Tensor, Tensor]: Patch windows of shape (B, num_windows, L,
-            C) and [DET] tokens of shape (B, N, C).
+            tuple[Tensor, Tensor]: Patch windows of shape (B * num_windows,
+            L, C) and [DET] tokens of shape (B, N, C).
         """
-        B, num_windows, L, C = patch_windows.shape
+        B, L = det.shape[0], patch_windows.shape[1]
         rel_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         rel_bias = rel_bias.view(L, L, -1).permute(2, 0, 1).contiguous().to(patch_windows.dtype)
         window_scores = rel_bias if window_mask is None else rel_bias + window_mask
-        # Windows and scores folded into one batch dimension (a view where
-        # the scores are broadcast): torch's fused CPU kernel takes only 4-D
-        # queries and masks, and fell back to a 4 times slower path on 5-D.
+        # The scores folded to the windows' batch dimension (a view where
+        # they are broadcast): torch's fused CPU kernel takes only 4-D
+        # queries and masks; other shapes fall back to a 4 times slower path.
+        num_windows = patch_windows.shape[0] // B
         window_scores = window_scores.expand(B, num_windows, *window_scores.shape[-3:])
-        q, k, v = self._split_heads(self.qkv(patch_windows.flatten(0, 1)), 3)
-        patch_out = self._attend(q, k, v, window_scores.flatten(0, 1)).view(B, num_windows, L, C)
+        q, k, v = self._split_heads(self.qkv(patch_windows), 3)
+        patch_out = self._attend(q, k, v, window_scores.flatten(0, 1))
 
         det_q, det_k, det_v = self._split_heads(self.qkv(det), 3)
         if cross_patch is not None:
@@ -292,7 +294,7 @@ class SwinRAMBlock(BaseModule):
         self.det_pos_proj = nn.Linear(det_pos_dims, embed_dims)
 
     def _to_windows(self, patch: Tensor, hw_shape: HWShape) -> Tensor:
-        """(B, H*W, C) -> padded, shifted windows (B, nW, L, C)."""
+        """(B, H*W, C) -> padded, shifted windows (B * nW, L, C)."""
         H, W = hw_shape
         x = patch.view(patch.shape[0], H, W, -1)
         pad_b = (-H) % self.window_size
@@ -300,14 +302,14 @@ class SwinRAMBlock(BaseModule):
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         if self.shift_size:
             x = torch.roll(x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
-        return to_windows(x, self.window_size).unflatten(0, (patch.shape[0], -1))
+        return to_windows(x, self.window_size)
 
     def _from_windows(self, windows: Tensor, hw_shape: HWShape) -> Tensor:
-        """Inverse of :meth:`_to_windows`: (B, nW, L, C) -> (B, H*W, C)."""
+        """Inverse of :meth:`_to_windows`: (B * nW, L, C) -> (B, H*W, C)."""
         H, W = hw_shape
         Hp = H + (-H) % self.window_size
         Wp = W + (-W) % self.window_size
-        x = from_windows(windows.flatten(0, 1), self.window_size, Hp, Wp)
+        x = from_windows(windows, self.window_size, Hp, Wp)
         if self.shift_size:
             x = torch.roll(x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
         return x[:, :H, :W, :].reshape(x.shape[0], H * W, -1)

@@ -101,7 +101,7 @@ def test_det_tokens_see_patches_only_in_cross_attention_stages(stages, sees_imag
 def test_attention_gives_padded_cross_keys_zero_weight():
     torch.manual_seed(0)
     attn = ReconfiguredAttention(8, 2, window_size=2).eval()
-    windows = torch.randn(1, 4, 4, 8)
+    windows = torch.randn(4, 4, 8)  # (B * num_windows, L, C)
     det = torch.randn(1, 3, 8)
     patches = torch.randn(1, 16, 8)
     padded = torch.zeros(1, 1, 1, 16 + 3)
