@@ -178,8 +178,6 @@ class MoKDOptimWrapper(OptimWrapper):
                 'reevaluate=callable) to re-evaluate the objectives after the '
                 'step'
             )
-        world = _global_mean(stacked.detach())
-        self._check_objectives(world, losses)
         if self._diagnostics_due():
             self._diagnostics(stacked)
         # 1 / the accumulation factor mmengine divides each micro-batch by.
@@ -187,9 +185,17 @@ class MoKDOptimWrapper(OptimWrapper):
         if self.loss_scaler is not None:
             # scale() also initialises the scaler's state on this device.
             scale *= float(self.loss_scaler.scale(torch.ones((), device=stacked.device)))
-        self.balancer.backward(
-            stacked, self._params(), reduce=_global_mean, scale=None if scale == 1.0 else scale
-        )
+        try:
+            # The balancer averages the objectives over processes and
+            # refuses non-finite ones before it sets any weight.
+            world = self.balancer.backward(
+                stacked, self._params(), reduce=_global_mean, scale=None if scale == 1.0 else scale
+            )
+        except NonFiniteObjectiveError:
+            # Every process raises here (the averages are non-finite on all);
+            # name the losses that made the objectives.
+            self._check_objectives(_global_mean(stacked.detach()), losses)
+            raise
         self._inner_count += 1
         if self.should_update():
             stepped = self.step(explain=explain, **(step_kwargs or {}))
@@ -228,9 +234,9 @@ class MoKDOptimWrapper(OptimWrapper):
         return stacked
 
     def _check_objectives(self, values: torch.Tensor, losses, when: str = '') -> None:
-        bad = [i for i in range(len(values)) if not math.isfinite(float(values[i]))]
-        if not bad:
+        if bool(values.isfinite().all()):  # one device sync per step
             return
+        bad = [i for i in range(len(values)) if not math.isfinite(float(values[i]))]
         which = ', '.join(f'{self.objectives[i]}={float(values[i])}' for i in bad)
         culprits = ''
         if losses:
