@@ -111,3 +111,46 @@ def test_baselines_and_ablations_run(config, teacher_file):
 def test_different_det_token_counts_fail_at_build(teacher_file):
     with pytest.raises(ValueError, match=r'student.num_queries=6 but teacher.num_queries=9'):
         _distiller('vidt_nano.py', None, num_queries=9)
+
+
+def _mean_token_distance(student, teacher):
+    """Per stream: the mean over tokens of each token's L2 distance, tokens
+    along the last axis for sequences and along the channel axis for maps."""
+    if student.dim() == 4:
+        student, teacher = student.flatten(2).transpose(1, 2), teacher.flatten(2).transpose(1, 2)
+    return (student - teacher).pow(2).sum(-1).sqrt().mean()
+
+
+def test_token_matching_counts_the_body_det_tokens_twice_as_the_official_loss(teacher_file):
+    """naver-ai/vidt sums, under one square root: the 4 patch levels, the
+    body [DET] tokens, and the decoder's intermediate list, which starts with
+    the decoder's input (the body [DET] tokens again) and has one entry per
+    decoder layer after it; times 4."""
+    model = _distiller('vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py', teacher_file)
+    model.train()
+    data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
+    inputs, samples = data['inputs'], data['data_samples']
+    teacher = model.run_teacher(inputs, samples)
+    queries = []
+    hook = model.student.decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: queries.append(kwargs['query']), with_kwargs=True
+    )
+    with model.taps['student'].recording():
+        model.student(inputs, samples, mode='loss')
+        student = model.taps['student'].collect()
+    hook.remove()
+    loss = model.losses(inputs, samples, teacher)['distill.loss_tokens']
+
+    patches = sum(
+        _mean_token_distance(student[f'patch{i}'], teacher[f'patch{i}']) for i in range(4)
+    )
+    body = _mean_token_distance(student['det_body'], teacher['det_body'])
+    decoder_list = [body] + [
+        _mean_token_distance(student[f'dec{i}'], teacher[f'dec{i}']) for i in range(6)
+    ]
+    official = 4.0 * torch.sqrt(patches + body + sum(decoder_list))
+    once = 4.0 * torch.sqrt(patches + sum(decoder_list))
+    assert torch.allclose(loss, official, rtol=1e-6)
+    assert not torch.allclose(loss, once, rtol=1e-3)  # the stream really counts twice
+    # The det_body tap is the decoder's input query, the stream's second copy.
+    assert torch.equal(queries[0], student['det_body'])

@@ -117,6 +117,57 @@ def test_tensor_mode_and_distillation_taps(model):
     assert ((boxes > 0) & (boxes < 1)).all()
 
 
+def _focal(logits, targets, alpha=0.25, gamma=2.0):
+    """Sigmoid focal loss per element (Lin et al.), as DETR-family code writes it."""
+    p = logits.sigmoid()
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction='none')
+    p_t = p * targets + (1 - p) * (1 - targets)
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    return alpha_t * (1 - p_t) ** gamma * ce
+
+
+def test_class_term_is_the_focal_loss_over_the_80_mmdet_columns(model):
+    """The last level's class loss by hand: Hungarian matching on the
+    focal (2), L1 (5) and GIoU (2) costs, one-hot targets over mmdet's 80
+    contiguous classes (the official ViDT has 91 raw-id columns, 11 never
+    positive; docs/design.md), summed and divided by the number of boxes,
+    times 2."""
+    from scipy.optimize import linear_sum_assignment
+    from torchvision.ops import box_convert, generalized_box_iou
+
+    model.train()
+    data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
+    outputs = []
+    hook = model.bbox_head.register_forward_hook(lambda m, i, o: outputs.append(o))
+    losses = model(**data, mode='loss')
+    hook.remove()
+    cls_scores, boxes = (o[-1].detach() for o in outputs[0])
+    assert cls_scores.shape[-1] == 80
+
+    total = 0.0
+    for logits, pred, sample in zip(cls_scores, boxes, data['data_samples']):
+        h, w = sample.img_shape
+        gt = sample.gt_instances
+        targets = torch.zeros_like(logits)
+        if len(gt):
+            gt_boxes = gt.bboxes / torch.tensor([w, h, w, h])
+            p = logits.sigmoid()[:, gt.labels]
+            pos = 0.25 * (1 - p) ** 2 * -(p + 1e-12).log()
+            neg = 0.75 * p**2 * -(1 - p + 1e-12).log()
+            cost = (
+                2 * (pos - neg)
+                + 5 * torch.cdist(pred, box_convert(gt_boxes, 'xyxy', 'cxcywh'), p=1)
+                - 2 * generalized_box_iou(box_convert(pred, 'cxcywh', 'xyxy'), gt_boxes)
+            )
+            rows, cols = linear_sum_assignment(cost.numpy())
+            targets[torch.as_tensor(rows), gt.labels[torch.as_tensor(cols)]] = 1.0
+        total = total + _focal(logits, targets).sum()
+    expected = 2.0 * total / sum(NUM_BOXES)
+    torch.testing.assert_close(
+        losses['loss_cls'].detach().reshape(()), expected, rtol=1e-5, atol=1e-6
+    )
+
+
 def test_token_projection_normalizes_over_tokens():
     torch.manual_seed(0)
     proj = TokenProjection(16, 32)

@@ -22,7 +22,10 @@ vidt_taps = dict(
 # (the student's own losses, auxiliary levels included), weighted by the
 # amortized rule. Features are aligned through indefinite-subspace
 # connectors (one per matched stream); head outputs are matched by [DET]
-# token index (teacher and student carry the same number of tokens).
+# token index (teacher and student carry the same number of tokens). Each
+# stream counts once: the official token matching's double count of the body
+# [DET] tokens (below) comes from its decoder list, not from MoKD, whose
+# streams each have their own connector (docs/design.md).
 vidt_head_taps = dict(
     head_cls=dict(module='bbox_head', index=0),  # (7, B, N, classes) logits
     head_box=dict(module='bbox_head', index=1),
@@ -52,12 +55,20 @@ mokd = dict(
 # ViDT's own token-matching distillation (the 'Token-Matching' rows): every
 # stream matched by index without connectors (student and teacher need the
 # same neck width); square root of the summed mean distances, weight 4.
+# The official loss (naver-ai/vidt, methods/vidt/criterion.py) matches the
+# decoder's intermediate list, whose first entry is the decoder's input: the
+# projected body [DET] tokens, i.e. `det_body` again. That stream counts twice
+# there, so it is listed twice here.
+token_matching_streams = patch_taps + ['det_body'] + det_taps
 token_matching = dict(
     student_taps=vidt_taps,
     teacher_taps=vidt_taps,
     distill_losses=dict(
         loss_tokens=dict(
-            type='TokenMatchingLoss', student=stream_taps, teacher=stream_taps, loss_weight=4.0
+            type='TokenMatchingLoss',
+            student=token_matching_streams,
+            teacher=token_matching_streams,
+            loss_weight=4.0,
         )
     ),
 )
