@@ -2,7 +2,7 @@
 Figure 3: the conflict score <g_distill, g_task> and the dominance ratio
 |g_distill| / |g_task|."""
 
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import torch
 
@@ -10,37 +10,55 @@ __all__ = ['objective_gradients', 'gram_matrix', 'gradient_diagnostics']
 
 
 def objective_gradients(
-    losses: Sequence[torch.Tensor], params: Sequence[torch.Tensor], retain_graph: bool = True
-) -> List[torch.Tensor]:
-    """Flattened gradient of each loss with respect to ``params``.
+    objectives: Sequence[torch.Tensor], params: Sequence[torch.Tensor], retain_graph: bool = True
+) -> torch.Tensor:
+    """The gradient of each objective with respect to ``params``, flattened.
 
-    Parameters a loss does not reach contribute zeros.
+    Each gradient comes from one ``backward()`` pass into ``.grad`` (read,
+    then cleared), not from ``torch.autograd.grad``: activation checkpointing
+    in its reentrant form (``torch.utils.checkpoint`` with
+    ``use_reentrant=True``, as mmpretrain's and mmdet's ``with_cp`` call it)
+    supports only the former. ``params``' own ``.grad`` (e.g. micro-batches
+    accumulated so far) is left as it was. Other leaves that require a
+    gradient and are reached by the objectives receive the K gradients in
+    their ``.grad``: pass every trainable leaf the objectives reach.
 
     Args:
-        losses (Sequence[Tensor]): K scalar losses on one graph.
-        params (Sequence[Tensor]): P parameters with ``requires_grad``.
-        retain_graph (bool): keep the graph after the last loss.
+        objectives (Sequence[Tensor]): K scalars on one graph.
+        params (Sequence[Tensor]): the P parameters, ``requires_grad``.
+        retain_graph (bool): keep the graph after the last objective.
 
     Returns:
-        list[Tensor]: K tensors of shape (sum of numel of params,).
+        Tensor: (K, sum of numel of params); a parameter an objective does
+        not reach contributes zeros to its row.
     """
-    flat = []
-    for i, loss in enumerate(losses):
-        keep = retain_graph or i < len(losses) - 1
-        grads = torch.autograd.grad(loss, params, retain_graph=keep, allow_unused=True)
-        flat.append(
-            torch.cat(
-                [
-                    (g if g is not None else torch.zeros_like(p)).reshape(-1)
-                    for g, p in zip(grads, params)
-                ]
+    params = list(params)
+    saved = [p.grad for p in params]
+    rows = []
+    try:
+        for p in params:
+            p.grad = None
+        for i, objective in enumerate(objectives):
+            objective.backward(retain_graph=retain_graph or i < len(objectives) - 1)
+            rows.append(
+                torch.cat(
+                    [
+                        (torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)
+                        for p in params
+                    ]
+                )
             )
-        )
-    return flat
+            for p in params:
+                p.grad = None
+    finally:
+        for p, grad in zip(params, saved):
+            p.grad = grad
+    return torch.stack(rows)
 
 
 def gram_matrix(grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``G_ij = <g_i, g_j>`` in float64, shape (K, K)."""
+    """``G_ij = <g_i, g_j>`` in float64, shape (K, K), from K flat gradients
+    (a sequence, or the rows of a (K, P) tensor)."""
     stacked = torch.stack([g.double() for g in grads])
     return stacked @ stacked.T
 
