@@ -17,6 +17,7 @@ the model. It declares what it needs from the step:
 mixed precision and distributed training.
 """
 
+import math
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -28,21 +29,60 @@ __all__ = [
     'Balancer',
     'SeededBalancer',
     'NonFiniteObjectiveError',
+    'NoObjectiveError',
     'build_optimizer',
     'scatter_to_grads',
 ]
 
 
+NON_FINITE_REMEDY = (
+    'lower the learning rate, enable gradient clipping or check the inputs of these losses'
+)
+
+
 class NonFiniteObjectiveError(FloatingPointError):
-    """An objective is NaN or infinite: no weight can be derived from it."""
+    """An objective is NaN or infinite: no weight can be derived from it.
+
+    Args:
+        objectives (dict[str, float]): the non-finite objectives by name.
+        losses (dict[str, float], optional): the non-finite losses they were
+            summed from, by name, when the caller knows them.
+        when (str): what had happened (e.g. whether the step was taken).
+    """
+
+    def __init__(self, objectives: Dict[str, float], losses=None, when: str = ''):
+        self.objectives = dict(objectives)
+        self.losses = dict(losses or {})
+        which = ', '.join(f'{k}={v}' for k, v in self.objectives.items())
+        culprits = ', '.join(f'{k}={v}' for k, v in self.losses.items())
+        super().__init__(
+            f'non-finite objective(s) {which}'
+            + (f' (from the losses {culprits})' if culprits else '')
+            + f' {when or "before the step; the step is not taken"}. Training stops '
+            f'instead of continuing with NaN; {NON_FINITE_REMEDY}.'
+        )
 
 
-def build_optimizer(cfg, params: List[torch.Tensor]) -> torch.optim.Optimizer:
+class NoObjectiveError(RuntimeError):
+    """Every objective has been left out (e.g. none is above its lower bound)
+    for ``warn_interval`` steps in a row: nothing is being optimised."""
+
+
+def build_optimizer(
+    cfg, params: List[torch.Tensor], default: Optional[Dict] = None
+) -> torch.optim.Optimizer:
     """A ``torch.optim`` optimizer from ``dict(type='Adam', lr=..., ...)``
     (``type`` names a class of :mod:`torch.optim`), or from a callable that
-    takes the parameter list."""
+    takes the parameter list.
+
+    A dict without ``type`` is merged into ``default`` (so ``dict(lr=0.01)``,
+    e.g. from ``--cfg-options ...balancer.optimizer.lr=0.01``, changes only
+    the learning rate of the default optimizer); ``None`` is ``default``.
+    """
     if callable(cfg):
         return cfg(params)
+    if cfg is None or 'type' not in cfg:
+        cfg = {**(default or {}), **(cfg or {})}
     cfg = dict(cfg)
     name = cfg.pop('type', None)
     optim_cls = getattr(torch.optim, str(name), None)
@@ -77,9 +117,17 @@ class Balancer:
         num_objectives (int): K >= 2.
         names (Sequence[str], optional): the objectives' names, used in
             messages and in :meth:`log_vars`. Defaults to ``'0'``, ``'1'``...
-        warn_interval (int): a rule that leaves out an objective (e.g. one
-            not above its lower bound) warns at the first such step and then
-            every ``warn_interval`` such steps. Defaults to 100.
+        warn_interval (int): a rule that leaves out objectives (e.g. ones
+            not above their lower bound) reports them at the first such step
+            and every ``warn_interval`` steps while it lasts; when it has left
+            out every objective for ``warn_interval`` steps in a row it raises
+            :class:`NoObjectiveError`. Defaults to 100.
+
+    Attributes:
+        report (Callable[[str], None]): where those reports go;
+            ``warnings.warn`` by default (``MoKDOptimWrapper`` sends them to
+            the run's log).
+        steps (int): the steps weighed so far.
     """
 
     needs_gradients = False
@@ -94,9 +142,12 @@ class Balancer:
             raise ValueError(f'{num_objectives} objectives but {len(names)} names {names}')
         self.num_objectives = num_objectives
         self.names = names
-        self.warn_interval = warn_interval
+        self.warn_interval = max(1, int(warn_interval))
         self.applied: Optional[torch.Tensor] = None
-        self._left_out_steps = 0
+        self.report: Callable[[str], None] = _warn
+        self.steps = 0
+        self._left_out_run = 0  # consecutive steps with an objective left out
+        self._all_out_run = 0  # consecutive steps with every objective left out
 
     # ------------------------------------------------------------- contract
     @property
@@ -117,6 +168,7 @@ class Balancer:
                 f'{type(self).__name__} needs the per-objective gradients: call combine_gradients'
             )
         self._check(losses)
+        self.steps += 1
         weights = self._loss_weights(losses)
         self.applied = weights.detach()
         return weights
@@ -138,6 +190,7 @@ class Balancer:
             raise ValueError(
                 f'grads must have shape ({self.num_objectives}, P), got {tuple(grads.shape)}'
             )
+        self.steps += 1
         direction, weights = self._combine_gradients(grads, losses)
         self.applied = None if weights is None else weights.detach()
         return direction
@@ -184,20 +237,32 @@ class Balancer:
         *,
         reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
         scale: Optional[float] = None,
+        inspect: Optional[Callable[[torch.Tensor], None]] = None,
     ) -> torch.Tensor:
         """One balanced backward pass: the update is added to ``.grad``.
+
+        Rules that need only the objectives back-propagate ``sum_i w_i L_i``
+        once; rules that need the per-objective gradients take them with one
+        backward pass each (:func:`~mokd_mm.core.gradients.objective_gradients`)
+        and write their combination. ``inspect`` asks for the gradients
+        whatever the rule (a weighting rule then writes ``sum_i w_i g_i``,
+        the same update).
 
         Args:
             losses (Tensor): the K objectives, shape (K,), attached to the graph.
             params (Sequence[Tensor], optional): the parameters to update;
-                needed when :attr:`needs_gradients` (rules that need only the
-                objectives reach every parameter through ``backward()``).
+                needed when the per-objective gradients are taken (rules
+                that need only the objectives reach every parameter through
+                ``backward()``).
             reduce (Callable, optional): averages a tensor over processes;
                 applied to the objectives' values before any weight is set and
                 to the per-objective gradients (once). Identity by default.
             scale (float, optional): a loss scale (mixed precision): the
                 backward pass runs on scaled losses and ``.grad`` receives the
                 scaled update; the rule sees unscaled gradients.
+            inspect (Callable, optional): called with the per-objective
+                gradients (K, P), reduced and unscaled, before the rule
+                combines them (e.g. for the gradient diagnostics).
 
         Returns:
             Tensor: the objectives' values the weights were set from, (K,).
@@ -205,7 +270,7 @@ class Balancer:
         values = losses.detach()
         if reduce is not None:
             values = reduce(values)
-        if not self.needs_gradients:
+        if not self.needs_gradients and inspect is None:
             weights = self.loss_weights(values)
             combined = (weights.to(losses.dtype) * losses).sum()
             (combined if scale is None else combined * scale).backward()
@@ -216,12 +281,17 @@ class Balancer:
             )
         params = list(params)
         scaled = losses if scale is None else losses * scale
-        grads = torch.stack(objective_gradients(list(scaled), params, retain_graph=False))
+        grads = objective_gradients(list(scaled), params, retain_graph=False)
         if reduce is not None:
             grads = reduce(grads)
         if scale is not None:
             grads = grads / scale
-        direction = self.combine_gradients(grads, values)
+        if inspect is not None:
+            inspect(grads)
+        if self.needs_gradients:
+            direction = self.combine_gradients(grads, values)
+        else:
+            direction = self.loss_weights(values).to(grads) @ grads
         scatter_to_grads(params, direction if scale is None else direction * scale)
         return values
 
@@ -231,31 +301,40 @@ class Balancer:
             raise ValueError(
                 f'expected {self.num_objectives} objectives, got shape {tuple(losses.shape)}'
             )
-        bad = ~torch.isfinite(losses)
-        if bool(bad.any()):
-            which = ', '.join(
-                f'{self.names[i]}={losses[i].item()}' for i in torch.nonzero(bad).flatten().tolist()
-            )
+        if not bool(torch.isfinite(losses).all()):  # one device sync per step
             raise NonFiniteObjectiveError(
-                f'non-finite objective(s): {which}. Training stops here instead of '
-                'continuing with NaN weights; lower the learning rate, enable gradient '
-                'clipping or check the inputs of these losses.'
+                {n: float(v) for n, v in zip(self.names, losses) if not math.isfinite(float(v))}
             )
 
-    def _warn_left_out(self, left_out: torch.Tensor, why: str) -> None:
-        """Warn when objectives are left out of a step: at the first such
-        step, then every :attr:`warn_interval` such steps."""
+    def _leave_out(self, left_out: torch.Tensor, losses: torch.Tensor, why: str, remedy: str):
+        """Report the objectives this step leaves out (weight 0), every one
+        by name, at the first such step and every :attr:`warn_interval`
+        steps while it lasts; stop when every objective has been left out
+        for :attr:`warn_interval` steps in a row."""
         if not bool(left_out.any()):
+            self._left_out_run = self._all_out_run = 0
             return
-        if self._left_out_steps % max(1, self.warn_interval) == 0:
-            names = [self.names[i] for i in torch.nonzero(left_out).flatten().tolist()]
-            warnings.warn(
-                f'{type(self).__name__}: objective(s) {names} {why}, so they get weight 0 '
-                f'this step (step {self._left_out_steps + 1} with objectives left out; '
-                f'repeated every {self.warn_interval} such steps)',
-                RuntimeWarning,
+        names = [self.names[i] for i in torch.nonzero(left_out).flatten().tolist()]
+        values = ', '.join(f'{n}={float(v):.4g}' for n, v in zip(self.names, losses))
+        if self._left_out_run % self.warn_interval == 0:
+            self.report(
+                f'{type(self).__name__}, step {self.steps}: objective(s) {names} {why} '
+                f'({values}), so they get weight 0 while that lasts (reported every '
+                f'{self.warn_interval} steps)'
             )
-        self._left_out_steps += 1
+        self._left_out_run += 1
+        self._all_out_run = self._all_out_run + 1 if bool(left_out.all()) else 0
+        if self._all_out_run >= self.warn_interval:
+            raise NoObjectiveError(
+                f'{type(self).__name__}: every objective {self.names} {why} for '
+                f'{self._all_out_run} steps in a row (steps {self.steps - self._all_out_run + 1}'
+                f'-{self.steps}; now {values}): no objective is measured, so the update is '
+                f'zero and the balancer learns nothing. Training stops here; {remedy}'
+            )
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 class SeededBalancer(Balancer):

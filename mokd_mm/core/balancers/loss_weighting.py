@@ -60,7 +60,13 @@ class ScaleInvariant(Balancer):
 
     def _loss_weights(self, losses):
         positive = losses > 0
-        self._warn_left_out(~positive, 'are not positive (no logarithm)')
+        self._leave_out(
+            ~positive,
+            losses,
+            'are not positive (no logarithm)',
+            'make the losses positive, or weigh them with a rule that takes no logarithm '
+            '(e.g. FixedWeights)',
+        )
         return torch.where(
             positive,
             1 / torch.where(positive, losses, torch.ones_like(losses)),
@@ -79,20 +85,23 @@ class UncertaintyWeighting(Balancer):
     the model's parameters, which is the same update).
 
     Args:
-        optimizer (dict | Callable): the optimizer of ``s``. Defaults to
-            ``dict(type='Adam', lr=0.025)``.
+        optimizer (dict | Callable, optional): the optimizer of ``s``.
+            Defaults to ``dict(type='Adam', lr=0.025)``; a dict without
+            ``type`` changes only what it names.
     """
 
     def __init__(
         self,
         num_objectives: int,
         names=None,
-        optimizer=dict(type='Adam', lr=0.025),
+        optimizer=None,
         warn_interval: int = 100,
     ):
         super().__init__(num_objectives, names, warn_interval)
         self.log_variances = torch.zeros(num_objectives, requires_grad=True)
-        self.optimizer = build_optimizer(optimizer, [self.log_variances])
+        self.optimizer = build_optimizer(
+            optimizer, [self.log_variances], dict(type='Adam', lr=0.025)
+        )
 
     def _loss_weights(self, losses):
         self.log_variances.data = self.log_variances.data.to(losses.device, losses.dtype)

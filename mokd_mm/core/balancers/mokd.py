@@ -18,6 +18,13 @@ from .min_norm import min_norm_weights
 __all__ = ['MoKDAmortized', 'MoKDExact']
 
 UPDATES = ('same_batch', 'next_batch')
+BELOW_BOUND = 'are not above their lower bound (min_losses: no logarithm)'
+BOUND_REMEDY = (
+    "lower min_losses below the objectives' values, or weigh them with a rule that "
+    'takes no logarithm (e.g. FixedWeights)'
+)
+# The paper's optimizer of the weights' logits (section 4).
+LOGITS_OPTIMIZER = dict(type='AdamW', lr=0.025, weight_decay=0.01)
 
 
 def _lower_bounds(min_losses, k: int) -> torch.Tensor:
@@ -53,10 +60,11 @@ class MoKDAmortized(Balancer):
         num_objectives (int): K >= 2.
         names (Sequence[str], optional): the objectives' names.
         update (str): ``'same_batch'`` (default) or ``'next_batch'``.
-        optimizer (dict | Callable): the logits' optimizer,
+        optimizer (dict | Callable, optional): the logits' optimizer,
             ``dict(type=<torch.optim class name>, **kwargs)`` or a callable
             taking ``[w]``. Defaults to the paper's ``dict(type='AdamW',
-            lr=0.025, weight_decay=0.01)``; FAMO's public code uses
+            lr=0.025, weight_decay=0.01)``; a dict without ``type`` changes
+            only what it names of that default. FAMO's public code uses
             ``dict(type='Adam', lr=0.025, weight_decay=0.01)`` (L2 coupled
             into the gradient).
         min_losses (float | Sequence[float]): lower bounds ``b`` (scalar or
@@ -70,7 +78,7 @@ class MoKDAmortized(Balancer):
         num_objectives: int,
         names=None,
         update: str = 'same_batch',
-        optimizer=dict(type='AdamW', lr=0.025, weight_decay=0.01),
+        optimizer=None,
         min_losses=0.0,
         eps: float = 1e-8,
         warn_interval: int = 100,
@@ -82,7 +90,7 @@ class MoKDAmortized(Balancer):
         self.eps = eps
         self.min_losses = _lower_bounds(min_losses, num_objectives)
         self.logits = torch.zeros(num_objectives, requires_grad=True)
-        self.optimizer = build_optimizer(optimizer, [self.logits])
+        self.optimizer = build_optimizer(optimizer, [self.logits], LOGITS_OPTIMIZER)
         self.pending: Optional[torch.Tensor] = None  # next_batch: last step's objectives
         self.pi: Optional[torch.Tensor] = None
 
@@ -112,7 +120,7 @@ class MoKDAmortized(Balancer):
             self.pending = None
         shifted = self._shifted(losses)
         active = shifted > 0
-        self._warn_left_out(~active, 'are not above their lower bound (no logarithm)')
+        self._leave_out(~active, losses, BELOW_BOUND, BOUND_REMEDY)
         z = torch.softmax(self.logits.detach(), 0) * active
         if not bool(active.any()):
             self.pi = z
@@ -138,7 +146,9 @@ class MoKDAmortized(Balancer):
 
     def _learn(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         """One step of the logits; returns delta (K,), 0 where an objective
-        is not above its bound before or after."""
+        is not above its bound before or after. No step at all (not even
+        the optimizer's momentum or weight decay) when no objective is
+        measured."""
         before, after = before.detach(), after.detach().to(before)
         sb, sa = self._shifted(before), self._shifted(after)
         valid = (sb > 0) & (sa > 0)
@@ -147,6 +157,8 @@ class MoKDAmortized(Balancer):
             torch.where(valid, sa, one) + self.eps
         )
         delta = torch.where(valid, delta, torch.zeros_like(delta))
+        if not bool(valid.any()):
+            return delta  # nothing measured: the logits and their optimizer stay
         self.optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
             z = torch.softmax(self.logits, 0)
@@ -217,7 +229,7 @@ class MoKDExact(Balancer):
     def _combine_gradients(self, grads: torch.Tensor, losses: torch.Tensor):
         shifted = losses - self.min_losses.to(losses.device, losses.dtype)
         active = shifted > 0
-        self._warn_left_out(~active, 'are not above their lower bound (no logarithm)')
+        self._leave_out(~active, losses, BELOW_BOUND, BOUND_REMEDY)
         pi = torch.zeros(self.num_objectives, dtype=losses.dtype, device=losses.device)
         if bool(active.any()):
             idx = torch.nonzero(active).flatten()

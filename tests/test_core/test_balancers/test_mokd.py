@@ -5,7 +5,12 @@ import warnings
 import pytest
 import torch
 
-from mokd_mm.core.balancers import MoKDAmortized, MoKDExact, NonFiniteObjectiveError
+from mokd_mm.core.balancers import (
+    MoKDAmortized,
+    MoKDExact,
+    NonFiniteObjectiveError,
+    NoObjectiveError,
+)
 from mokd_mm.core.balancers.min_norm import min_norm_weights
 
 
@@ -110,6 +115,32 @@ def test_an_objective_not_above_its_bound_is_left_out_with_a_warning():
     with pytest.raises(NonFiniteObjectiveError, match='distill=inf'):
         rule.update(torch.tensor([float('inf'), 1.0]), torch.tensor([1.0, 1.0]))
     assert torch.isfinite(rule.logits).all()
+
+
+def test_when_every_objective_is_below_its_bound_nothing_learns_then_training_stops():
+    reports = []
+    rule = MoKDAmortized(2, names=['distill', 'task'], min_losses=1.0, warn_interval=3)
+    rule.report = reports.append
+    below = torch.tensor([0.4, 0.5])
+    for step in range(2):
+        assert rule.loss_weights(below).tolist() == [0.0, 0.0]
+        rule.update(below, below * 0.5)
+    # Nothing measured: no step on the logits, not even momentum or decay.
+    assert torch.equal(rule.logits, torch.zeros(2)) and not rule.optimizer.state
+    assert rule.log_vars()['pi_distill'] == rule.log_vars()['pi_task'] == 0.0
+    assert reports == [
+        "MoKDAmortized, step 1: objective(s) ['distill', 'task'] are not above their lower "
+        'bound (min_losses: no logarithm) (distill=0.4, task=0.5), so they get weight 0 '
+        'while that lasts (reported every 3 steps)'
+    ]
+    with pytest.raises(NoObjectiveError, match=r'every objective .* for 3 steps in a row'):
+        rule.loss_weights(below)
+    # An objective measured again resets the count.
+    rule = MoKDAmortized(2, min_losses=1.0, warn_interval=2)
+    rule.report = reports.append
+    rule.loss_weights(below)
+    rule.loss_weights(torch.tensor([2.0, 0.5]))
+    rule.loss_weights(below)  # one all-out step after the reset: no error
 
 
 def test_amortized_state_round_trip():
