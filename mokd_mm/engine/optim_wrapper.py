@@ -3,17 +3,17 @@
 
 import logging
 import math
-from contextlib import contextmanager
-from typing import Callable, Dict, List, Optional
+from contextlib import contextmanager, nullcontext
+from typing import Dict, List, Mapping, Optional
 
 import torch
 from mmengine import dist
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.registry import OPTIM_WRAPPERS, DefaultScope
 from mmengine.visualization import Visualizer
 
-from mokd_mm.core import gradient_diagnostics, gram_matrix, objective_gradients
+from mokd_mm.core import gradient_diagnostics, gram_matrix
 from mokd_mm.core.balancers import Balancer, NonFiniteObjectiveError
 from mokd_mm.registry import BALANCERS
 
@@ -28,10 +28,16 @@ class NonFiniteUpdateError(FloatingPointError):
 class MoKDOptimWrapper(OptimWrapper):
     """Optimizer wrapper that balances several objectives with a balancer.
 
-    ``update_params(objectives)`` takes a dict ``{name: scalar loss}`` with
-    exactly the names of ``objectives``. The balancer (any rule of
-    :mod:`mokd_mm.core.balancers`, built from ``BALANCERS``) turns them into
-    the update; this wrapper adds what a training loop needs around it:
+    The step comes in the parts of the paper's loop, which
+    :meth:`MoKDDistiller.train_step <mokd_mm.models.MoKDDistiller.train_step>`
+    runs in order: :meth:`backward` (the balanced backward pass of a dict
+    ``{objective: scalar}`` with exactly the names of ``objectives``),
+    :meth:`step`, ``zero_grad`` and :meth:`update_balancer` (after the
+    batch was re-evaluated, for rules that need it); :meth:`update_params`
+    runs them all for rules that do not. The balancer (any rule of
+    :mod:`mokd_mm.core.balancers`, built from ``BALANCERS``) turns the
+    objectives into the update; this wrapper adds what a training loop needs
+    around it:
 
     * **distributed training**: the objectives are averaged over processes
       before any weight is set. Rules that need only the objectives
@@ -48,10 +54,11 @@ class MoKDOptimWrapper(OptimWrapper):
       micro-batch of each step.
     * **safety**: a non-finite objective or update stops training before the
       optimizer step, with an error naming the objective and, where the
-      model can tell, the loss.
-    * **logging**: ``update_params`` returns the balancer's scalars
+      caller gives them, the losses.
+    * **logging**: :meth:`log_vars` gives the balancer's scalars
       (``mokd/pi_<name>``, ``mokd/weight_<name>``, ...) for the model to put
-      in its ``log_vars``. Every ``diagnostics_interval`` updates the
+      in its ``log_vars``; the balancer's reports (objectives it leaves out)
+      go to the run's log. Every ``diagnostics_interval`` updates the
       gradient conflict ``mokd/conflict`` (inner product of the raw
       gradients of the first two objectives), ``mokd/conflict_cos`` and the
       dominance ``mokd/dominance`` (their norm ratio, the paper's Figure 3)
@@ -62,7 +69,9 @@ class MoKDOptimWrapper(OptimWrapper):
         optimizer (Optimizer): the model's optimizer.
         balancer (dict | Balancer): the rule. Defaults to
             ``dict(type='MoKDAmortized')`` (Algorithm 1, same-batch
-            re-evaluation). ``num_objectives`` and ``names`` are filled in.
+            re-evaluation). ``num_objectives`` and ``names`` are filled in
+            from ``objectives`` (a config that sets them differently is
+            refused).
         objectives (Sequence[str]): the objectives' names, K >= 2. Defaults
             to ``('distill', 'task')``; :class:`MoKDOptimWrapperConstructor`
             takes them from the model.
@@ -90,13 +99,13 @@ class MoKDOptimWrapper(OptimWrapper):
         if isinstance(balancer, Balancer):
             self.balancer = balancer
         else:
-            cfg = dict(type='MoKDAmortized') if balancer is None else dict(balancer)
-            cfg.update(num_objectives=len(self.objectives), names=self.objectives)
-            self.balancer = BALANCERS.build(cfg)
+            self.balancer = _build_balancer(balancer, self.objectives)
         if self.balancer.names != self.objectives:
             raise ValueError(
                 f'the balancer weighs {self.balancer.names}, the wrapper {self.objectives}'
             )
+        # The balancer's reports (objectives left out) go to the run's log.
+        self.balancer.report = _log_warning
         self.diagnostics_interval = diagnostics_interval
         # id(parameter) -> name, for error messages (set by the constructor).
         self.param_names: Dict[int, str] = {}
@@ -133,86 +142,166 @@ class MoKDOptimWrapper(OptimWrapper):
     @contextmanager
     def optim_context(self, model):
         """MMEngine's context (no gradient sync while accumulating), no sync
-        either when the rule takes per-objective gradients (they are averaged
-        once, by hand), and autocast when ``dtype`` is set."""
-        no_sync = self.balancer.needs_gradients or not self.should_sync()
-        with model.no_sync() if no_sync and hasattr(model, 'no_sync') else _nothing():
-            if self.cast_dtype is None:
+        either when this step takes per-objective gradients (the rule needs
+        them, or the diagnostics are due: they are averaged once, by hand),
+        and autocast when ``dtype`` is set."""
+        no_sync = self._takes_gradients() or not self.should_sync()
+        with model.no_sync() if no_sync and hasattr(model, 'no_sync') else nullcontext():
+            with self.autocast():
                 yield
-            else:
-                with torch.autocast(self.device_type, dtype=self.cast_dtype):
-                    yield
 
-    # -------------------------------------------------------------- update
-    def update_params(
+    @contextmanager
+    def autocast(self):
+        """Mixed precision as the training forward has it (nothing when
+        ``dtype`` is unset); for forward passes outside
+        :meth:`optim_context`, such as the same-batch re-evaluation."""
+        if self.cast_dtype is None:
+            yield
+        else:
+            with torch.autocast(self.device_type, dtype=self.cast_dtype):
+                yield
+
+    # ------------------------------------------------- the step, in its parts
+    def backward(
         self,
         objectives: Dict[str, torch.Tensor],
-        reevaluate: Optional[Callable[[], Dict[str, torch.Tensor]]] = None,
-        step_kwargs: Optional[Dict] = None,
-        zero_kwargs: Optional[Dict] = None,
-        losses: Optional[Dict[str, torch.Tensor]] = None,
-        explain: Optional[Callable[[], str]] = None,
-    ) -> Dict[str, float]:
-        """Balanced backward, and a step when accumulation says so.
+        losses: Optional[Mapping[str, torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """The balanced backward pass of one (micro-)batch: the update is
+        added to ``.grad``.
+
+        The objectives are averaged over processes and checked before any
+        weight is set; the rule back-propagates (one weighted sum, or one
+        pass per objective, see :meth:`Balancer.backward`) under the loss
+        scale (float16) and MMEngine's division by the accumulation count.
+        Every ``diagnostics_interval`` steps the gradient conflict and
+        dominance are measured from the per-objective gradients.
 
         Args:
-            objectives (dict[str, Tensor]): one scalar loss per objective.
-            reevaluate (Callable, optional): returns the objectives of the
-                same batch under the updated parameters; needed by rules with
-                ``needs_reevaluation``. Called under ``torch.no_grad()``.
-            step_kwargs, zero_kwargs (dict, optional): passed to the
-                optimizer's ``step`` and ``zero_grad``.
-            losses (dict[str, Tensor], optional): the individual losses the
-                objectives were summed from, named in the error when an
-                objective is not finite.
-            explain (Callable, optional): names the losses whose gradients
-                are not finite (a diagnosis run only when the update is).
+            objectives (dict[str, Tensor]): one scalar per objective.
+            losses (Mapping[str, Tensor], optional): the losses the objectives
+                were summed from, named when an objective is not finite.
 
         Returns:
-            dict[str, float]: the balancer's scalars, prefixed ``mokd/``.
+            Tensor: the objectives the weights were set from (averaged over
+            processes), (K,).
+
+        Raises:
+            NonFiniteObjectiveError: naming the objectives and the losses;
+                nothing has been written into ``.grad``.
         """
         stacked = self._stack(objectives)
-        if self.balancer.needs_reevaluation and reevaluate is None:
-            raise ValueError(
-                f'{type(self.balancer).__name__} needs update_params(..., '
-                'reevaluate=callable) to re-evaluate the objectives after the '
-                'step'
-            )
-        if self._diagnostics_due():
-            self._diagnostics(stacked)
         # 1 / the accumulation factor mmengine divides each micro-batch by.
         scale = float(self.scale_loss(torch.ones((), dtype=torch.float64)))
         if self.loss_scaler is not None:
             # scale() also initialises the scaler's state on this device.
             scale *= float(self.loss_scaler.scale(torch.ones((), device=stacked.device)))
         try:
-            # The balancer averages the objectives over processes and
-            # refuses non-finite ones before it sets any weight.
-            world = self.balancer.backward(
-                stacked, self._params(), reduce=_global_mean, scale=None if scale == 1.0 else scale
+            values = self.balancer.backward(
+                stacked,
+                self._params(),
+                reduce=_global_mean,
+                scale=None if scale == 1.0 else scale,
+                inspect=self._diagnostics if self._diagnostics_due() else None,
             )
-        except NonFiniteObjectiveError:
-            # Every process raises here (the averages are non-finite on all);
-            # name the losses that made the objectives.
-            self._check_objectives(_global_mean(stacked.detach()), losses)
-            raise
+        except NonFiniteObjectiveError as err:
+            # Every process raises (the averages are non-finite on all).
+            raise NonFiniteObjectiveError(err.objectives, _non_finite(losses)) from None
         self._inner_count += 1
+        return values
+
+    def step(self, **kwargs) -> bool:
+        """Apply the update in ``.grad``: unscale, check, clip, step.
+
+        MMEngine's parameter schedulers count the calls of this method.
+        Returns whether the optimizer stepped: the loss scaler skips steps
+        whose scaled gradients overflowed (as torch's ``GradScaler`` does).
+
+        Raises:
+            NonFiniteUpdateError: any other non-finite update, naming the
+                parameters; the step is not taken.
+        """
+        if self.loss_scaler is None:
+            self._check_update()
+            if self.clip_grad_kwargs:
+                self._clip_grad()
+            self.optimizer.step(**kwargs)
+            return True
+        self.loss_scaler.unscale_(self.optimizer)
+        if self.clip_grad_kwargs:
+            self._clip_grad()
+        scale = self.loss_scaler.get_scale()
+        self.loss_scaler.step(self.optimizer, **kwargs)
+        self.loss_scaler.update()
+        return self.loss_scaler.get_scale() >= scale
+
+    def update_balancer(
+        self,
+        before: torch.Tensor,
+        after: Optional[Dict[str, torch.Tensor]] = None,
+        losses: Optional[Mapping[str, torch.Tensor]] = None,
+    ) -> None:
+        """After a step, the balancer learns (:meth:`Balancer.update`).
+
+        Args:
+            before (Tensor): what :meth:`backward` returned, (K,).
+            after (dict[str, Tensor], optional): the same batch's objectives
+                under the updated parameters, for rules with
+                ``needs_reevaluation``; averaged over processes here.
+            losses (Mapping[str, Tensor], optional): the losses ``after`` was
+                summed from, named when it is not finite.
+        """
+        if after is not None:
+            after = _global_mean(self._stack(after).detach())
+        try:
+            self.balancer.update(before, after)
+        except NonFiniteObjectiveError as err:
+            raise NonFiniteObjectiveError(
+                err.objectives,
+                _non_finite(losses),
+                'in the same-batch re-evaluation after the step (the step was taken and '
+                'its update was finite; the balancer does not learn from it)',
+            ) from None
+
+    def update_params(
+        self,
+        objectives: Dict[str, torch.Tensor],
+        step_kwargs: Optional[Dict] = None,
+        zero_kwargs: Optional[Dict] = None,
+    ) -> Dict[str, float]:
+        """:meth:`backward`, then, when accumulation says so, :meth:`step`,
+        ``zero_grad`` and :meth:`update_balancer`: the whole step for rules
+        that learn without looking at the batch again. For a rule with
+        ``needs_reevaluation`` call the parts yourself, re-evaluating the
+        batch between the step and the balancer's update, as
+        :meth:`MoKDDistiller.train_step <mokd_mm.models.MoKDDistiller.train_step>`
+        does.
+
+        Returns:
+            dict[str, float]: :meth:`log_vars`.
+        """
+        if self.balancer.needs_reevaluation:
+            raise ValueError(
+                f'{type(self.balancer).__name__} learns from the batch re-evaluated after '
+                'the step: call backward(), step(), zero_grad() and update_balancer(values, '
+                "after) as MoKDDistiller.train_step does, or use update='next_batch'"
+            )
+        values = self.backward(objectives)
         if self.should_update():
-            stepped = self.step(explain=explain, **(step_kwargs or {}))
+            stepped = self.step(**(step_kwargs or {}))
             self.zero_grad(**(zero_kwargs or {}))
             if stepped:
-                after = None
-                if self.balancer.needs_reevaluation:
-                    with torch.no_grad():
-                        after = _global_mean(self._stack(reevaluate()).detach())
-                    self._check_objectives(after, None, 'after the step')
-                self.balancer.update(world, after)
+                self.update_balancer(values)
+        return self.log_vars()
+
+    def log_vars(self) -> Dict[str, float]:
+        """The balancer's scalars of the last step, prefixed ``mokd/``."""
         return {f'mokd/{k}': v for k, v in self.balancer.log_vars().items()}
 
     def _stack(self, objectives: Dict[str, torch.Tensor]) -> torch.Tensor:
         if not isinstance(objectives, dict):
             raise TypeError(
-                'MoKDOptimWrapper.update_params takes a dict {objective: loss}, got '
+                'MoKDOptimWrapper takes the objectives as a dict {objective: loss}, got '
                 f'{type(objectives).__name__}. Under distributed training set '
                 "model_wrapper_cfg=dict(type='MoKDDistributedDataParallel') so that the "
                 "model's own train_step runs."
@@ -233,46 +322,7 @@ class MoKDOptimWrapper(OptimWrapper):
             stacked = stacked.float()
         return stacked
 
-    def _check_objectives(self, values: torch.Tensor, losses, when: str = '') -> None:
-        if bool(values.isfinite().all()):  # one device sync per step
-            return
-        bad = [i for i in range(len(values)) if not math.isfinite(float(values[i]))]
-        which = ', '.join(f'{self.objectives[i]}={float(values[i])}' for i in bad)
-        culprits = ''
-        if losses:
-            values = {k: float(torch.as_tensor(v).detach()) for k, v in losses.items()}
-            named = [f'{k}={v}' for k, v in values.items() if not math.isfinite(v)]
-            culprits = f' (from the losses {", ".join(named)})' if named else ''
-        raise NonFiniteObjectiveError(
-            f'non-finite objective(s) {which}{culprits}{" " + when if when else ""}. '
-            'Training stops before the step instead of continuing with NaN; lower the '
-            'learning rate, enable gradient clipping or check the inputs of these losses.'
-        )
-
-    # ---------------------------------------------------------------- step
-    def step(self, explain: Optional[Callable[[], str]] = None, **kwargs) -> bool:
-        """Apply the update in ``.grad``: unscale, check, clip, step.
-
-        Called by :meth:`update_params` (through the step counter MMEngine's
-        parameter schedulers put on this method). Returns whether the
-        optimizer stepped: the loss scaler skips steps whose scaled
-        gradients overflowed; any other non-finite update raises.
-        """
-        if self.loss_scaler is None:
-            self._check_update(explain)
-            if self.clip_grad_kwargs:
-                self._clip_grad()
-            self.optimizer.step(**kwargs)
-            return True
-        self.loss_scaler.unscale_(self.optimizer)
-        if self.clip_grad_kwargs:
-            self._clip_grad()
-        scale = self.loss_scaler.get_scale()
-        self.loss_scaler.step(self.optimizer, **kwargs)
-        self.loss_scaler.update()
-        return self.loss_scaler.get_scale() >= scale
-
-    def _check_update(self, explain) -> None:
+    def _check_update(self) -> None:
         """Refuse a step whose update is not finite: the parameters (and
         any checkpoint written after) would be."""
         grads = [p.grad for p in self._params() if p.grad is not None]
@@ -283,36 +333,28 @@ class MoKDOptimWrapper(OptimWrapper):
             for n, p in self._named_params()
             if p.grad is not None and not bool(p.grad.isfinite().all())
         ]
-        cause = ''
-        if explain is not None:
-            cause = f' Non-finite gradients come from: {explain()}.'
         raise NonFiniteUpdateError(
             f'the update of this step is not finite although the objectives are '
-            f'(parameters {named[:5]}{" ..." if len(named) > 5 else ""}).{cause} The step '
+            f'(parameters {named[:5]}{" ..." if len(named) > 5 else ""}). The step '
             'is not taken, so no checkpoint holds non-finite weights.'
         )
-
-    def backward(self, loss, **kwargs) -> None:
-        raise RuntimeError('MoKDOptimWrapper back-propagates inside update_params(objectives)')
 
     # --------------------------------------------------------- diagnostics
     def _diagnostics_due(self) -> bool:
         n = self.diagnostics_interval
         return n > 0 and self._inner_count % n == 0
 
-    def _diagnostics(self, losses: torch.Tensor) -> None:
+    def _takes_gradients(self) -> bool:
+        """Whether this step takes per-objective gradients."""
+        return self.balancer.needs_gradients or self._diagnostics_due()
+
+    def _diagnostics(self, grads: torch.Tensor) -> None:
         """Conflict and dominance of the raw gradients of the first two
-        objectives (Figure 3), written at this iteration only."""
-        scale = self.loss_scaler.get_scale() if self.loss_scaler is not None else 1.0
-        grads = torch.stack(
-            objective_gradients(
-                [losses[0] * scale, losses[1] * scale], self._params(), retain_graph=True
-            )
-        )
-        grads = _global_mean(grads) / scale
-        stats = gradient_diagnostics(gram_matrix(list(grads)))
+        objectives (Figure 3), from this step's per-objective gradients
+        (K, P), written at this iteration only."""
+        stats = gradient_diagnostics(gram_matrix(grads[:2]))
         stats = {f'mokd/{k}': v for k, v in stats.items() if math.isfinite(v)}
-        step = self.message_hub.get_info('iter', self._inner_count - 1) + 1
+        step = self.message_hub.get_info('iter', self._inner_count) + 1
         if _has_visualizer():
             Visualizer.get_current_instance().add_scalars(stats, step=step)
         print_log(
@@ -378,6 +420,26 @@ _OLD_KEYS = {
 }
 
 
+def _build_balancer(cfg, objectives: List[str]) -> Balancer:
+    """The balancer of ``cfg`` for ``objectives``: ``num_objectives`` and
+    ``names`` come from them (a config that sets either differently is
+    refused), and the registry is searched in mokd_mm's scope whatever the
+    runner's default scope (mmdet, mmpretrain)."""
+    cfg = dict(type='MoKDAmortized') if cfg is None else dict(cfg)
+    derived = dict(num_objectives=len(objectives), names=list(objectives))
+    for key, value in derived.items():
+        given = cfg.get(key)
+        if given is not None and (list(given) if key == 'names' else given) != value:
+            raise ValueError(
+                f'balancer.{key}={given!r} but the objectives {list(objectives)} give '
+                f'{key}={value!r}; the wrapper derives it from the objectives, so leave '
+                f'balancer.{key} unset'
+            )
+    cfg.update(derived)
+    with DefaultScope.overwrite_default_scope(BALANCERS.scope):
+        return BALANCERS.build(cfg)
+
+
 def _refuse_old_keys(kwargs) -> None:
     old = [key for key in _OLD_KEYS if key in kwargs]
     if old:
@@ -388,9 +450,16 @@ def _refuse_old_keys(kwargs) -> None:
         )
 
 
-@contextmanager
-def _nothing():
-    yield
+def _log_warning(message: str) -> None:
+    print_log(message, logger='current', level=logging.WARNING)
+
+
+def _non_finite(losses: Optional[Mapping[str, torch.Tensor]]) -> Dict[str, float]:
+    """The non-finite entries of ``losses``, by name."""
+    values = {
+        k: float(torch.as_tensor(v).detach().float().mean()) for k, v in (losses or {}).items()
+    }
+    return {k: v for k, v in values.items() if not math.isfinite(v)}
 
 
 def _has_visualizer() -> bool:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.visualization import Visualizer
 from torch import nn
 
@@ -30,6 +31,22 @@ class TwoObjectives(nn.Module):
 
 def _wrapper(model, lr=0.1, **kwargs):
     return MoKDOptimWrapper(torch.optim.SGD(model.parameters(), lr=lr), **kwargs)
+
+
+def _step(wrapper, model, objectives=None):
+    """One step of the loop, as MoKDDistiller.train_step runs it: backward,
+    step, and the balancer's update from the re-evaluated objectives."""
+    values = wrapper.backward(model.objectives() if objectives is None else objectives)
+    if wrapper.should_update():
+        stepped = wrapper.step()
+        wrapper.zero_grad()
+        if stepped:
+            after = None
+            if wrapper.balancer.needs_reevaluation:
+                with torch.no_grad():
+                    after = model.objectives()
+            wrapper.update_balancer(values, after)
+    return wrapper.log_vars()
 
 
 def _flat_grads(model, loss):
@@ -69,7 +86,7 @@ def test_default_is_mokd_amortized_with_same_batch_reevaluation():
     )
     obj = model.objectives()
     before = torch.stack([obj['distill'], obj['task']]).detach()
-    wrapper.update_params(obj, reevaluate=model.objectives)
+    _step(wrapper, model, obj)
     # Model step: weights c z_i / L_i on the raw gradients, z = (1/2, 1/2).
     ref_obj = start.objectives()
     w = 0.5 / before
@@ -85,9 +102,9 @@ def test_default_is_mokd_amortized_with_same_batch_reevaluation():
     assert isinstance(_wrapper(TwoObjectives()).balancer, MoKDAmortized)
 
 
-def test_same_batch_needs_reevaluate_and_next_batch_does_not():
+def test_same_batch_needs_the_parts_of_the_step_and_next_batch_does_not():
     model = TwoObjectives()
-    with pytest.raises(ValueError, match='reevaluate'):
+    with pytest.raises(ValueError, match=r'call backward\(\), step\(\)'):
         _wrapper(model).update_params(model.objectives())
     wrapper = _wrapper(model, balancer=dict(type='MoKDAmortized', update='next_batch'))
     wrapper.update_params(model.objectives())
@@ -149,7 +166,7 @@ def test_mixed_precision(balancer, dtype):
     for _ in range(8):  # float16: the dynamic scale first backs off from 2^16
         with wrapper.optim_context(model):
             obj = model.objectives()
-        wrapper.update_params(obj, reevaluate=model.objectives)
+        _step(wrapper, model, obj)
     assert (wrapper.loss_scaler is not None) == (dtype == 'float16')
     assert torch.isfinite(_params(model)).all() and not torch.equal(_params(model), start)
 
@@ -167,7 +184,7 @@ def test_diagnostics_are_written_at_the_measured_iterations_only(tmp_path):
         if it % 2 == 0:
             g1, g2 = _flat_grads(model, obj['distill']), _flat_grads(model, obj['task'])
             measured.append((it + 1, float(g1 @ g2), float(g1.norm() / g2.norm())))
-        logs = wrapper.update_params(obj, reevaluate=model.objectives)
+        logs = _step(wrapper, model, obj)
         assert not any('conflict' in k for k in logs)  # not step scalars
     records = [json.loads(line) for line in open(tmp_path / 'vis_data' / 'scalars.json')]
     assert [r['step'] for r in records] == [m[0] for m in measured]
@@ -186,16 +203,18 @@ def test_state_dict_resumes_exactly():
     model = TwoObjectives()
     wrapper = wrapper_of(model)
     for _ in range(3):
-        wrapper.update_params(model.objectives(), reevaluate=model.objectives)
+        _step(wrapper, model)
     state = copy.deepcopy(wrapper.state_dict())
     model_state = copy.deepcopy(model.state_dict())
-    wrapper.update_params(model.objectives(), reevaluate=model.objectives)
+    _step(wrapper, model)
 
     resumed = TwoObjectives()
     resumed.load_state_dict(model_state)
     other = wrapper_of(resumed)
     other.load_state_dict(state)
-    other.update_params(resumed.objectives(), reevaluate=resumed.objectives)
+    # MMEngine's runner restores the step count (the diagnostics follow it).
+    other.initialize_count_status(resumed, init_counts=3, max_counts=10)
+    _step(other, resumed)
     assert torch.equal(_params(model), _params(resumed))
     assert torch.equal(wrapper.balancer.logits, other.balancer.logits)
     with pytest.raises(ValueError, match='saved with balancer MoKDAmortized'):
@@ -208,20 +227,30 @@ def test_bad_input_is_named():
     with pytest.raises(
         KeyError, match=r"\['kd'\] are not configured and \['distill'\] are missing"
     ):
-        wrapper.update_params(dict(kd=torch.tensor(1.0), task=torch.tensor(1.0)))
+        wrapper.backward(dict(kd=torch.tensor(1.0), task=torch.tensor(1.0)))
     with pytest.raises(TypeError, match='MoKDDistributedDataParallel'):
-        wrapper.update_params(torch.tensor(1.0))
+        wrapper.backward(torch.tensor(1.0))
     obj = model.objectives()
     obj['task'] = obj['task'] * float('nan')
     with pytest.raises(
-        NonFiniteObjectiveError, match=r'task=nan \(from the losses student.loss_cls=nan\)'
+        NonFiniteObjectiveError,
+        match=r'task=nan \(from the losses student.loss_cls=nan\) before the step; the step '
+        r'is not taken',
     ):
-        wrapper.update_params(
-            obj,
-            reevaluate=model.objectives,
-            losses={'student.loss_cls': obj['task'], 'distill.loss_kl': obj['distill']},
+        wrapper.backward(
+            obj, losses={'student.loss_cls': obj['task'], 'distill.loss_kl': obj['distill']}
         )
     assert torch.isfinite(wrapper.balancer.logits).all()
+    # Non-finite only when the batch is evaluated again, after the step.
+    values = wrapper.backward(model.objectives())
+    wrapper.step()
+    with pytest.raises(
+        NonFiniteObjectiveError,
+        match=r'distill=inf \(from the losses distill.loss_kl=inf\) in the same-batch '
+        r're-evaluation after the step \(the step was taken',
+    ):
+        after = dict(distill=torch.tensor(float('inf')), task=torch.tensor(1.0))
+        wrapper.update_balancer(values, after, {'distill.loss_kl': after['distill']})
     with pytest.raises(KeyError, match='Nope'):
         _wrapper(model, balancer=dict(type='Nope'))
     # A config written before the balancers names its old key and the new one.
@@ -238,8 +267,33 @@ def test_a_non_finite_update_is_not_taken():
         wrapper = _wrapper(model, balancer=dict(type=balancer))
         obj = model.objectives()
         obj['distill'] = obj['distill'] + torch.sqrt(model.lin.weight[0, 0] * 0)
-        with pytest.raises(NonFiniteUpdateError, match=r'not finite.*lin.weight.*: the culprit'):
+        with pytest.raises(NonFiniteUpdateError, match=r'not finite.*lin.weight.*not taken'):
             wrapper.param_names = {id(p): f'lin.{n}' for n, p in model.lin.named_parameters()}
-            wrapper.update_params(obj, explain=lambda: 'the culprit')
+            wrapper.backward(obj)
+            wrapper.step()
         wrapper.zero_grad()
     assert torch.equal(_params(model), start)
+
+
+def test_balancer_arguments_the_wrapper_derives_are_checked_not_overwritten():
+    model = TwoObjectives()
+    with pytest.raises(ValueError, match=r'balancer.num_objectives=3 but .* num_objectives=2'):
+        _wrapper(model, balancer=dict(type='FixedWeights', num_objectives=3))
+    with pytest.raises(
+        ValueError, match=r"balancer.names=\['a', 'b'\] but .*\['distill', 'task'\]"
+    ):
+        _wrapper(model, balancer=dict(type='FixedWeights', names=['a', 'b']))
+    agreeing = dict(type='FixedWeights', num_objectives=2, names=['distill', 'task'])
+    assert _wrapper(model, balancer=agreeing).balancer.names == ['distill', 'task']
+
+
+def test_objectives_left_out_are_reported_in_the_run_log(tmp_path):
+    log_file = tmp_path / 'run.log'
+    MMLogger.get_instance('test_left_out', log_file=str(log_file))
+    model = TwoObjectives()
+    wrapper = _wrapper(
+        model, balancer=dict(type='MoKDExact', min_losses=[100.0, 0.0]), diagnostics_interval=0
+    )
+    wrapper.update_params(model.objectives())
+    text = log_file.read_text()
+    assert "MoKDExact, step 1: objective(s) ['distill'] are not above their lower bound" in text
