@@ -11,13 +11,15 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
 
-from mokd_mm.core import FeatureTaps
-from mokd_mm.core.reevaluation import reevaluation_mode
+from mokd_mm.core import FeatureTaps, objective_gradients
+from mokd_mm.core.reevaluation import frozen_norm_statistics, reevaluation_mode
+from mokd_mm.engine import MoKDOptimWrapper, NonFiniteUpdateError
 
 from .distill_loss import ROLES, DistillLoss
 from .model_config import ModelSpec, load_model_config
 from .objectives import Objectives, loss_value
-from .teacher import check_same_normalisation, load_teacher_checkpoint
+from .student_checkpoint import adapt_student_keys
+from .teacher import TeacherInputs, load_teacher_checkpoint
 
 
 @MODELS.register_module()
@@ -67,8 +69,14 @@ class MoKDDistiller(BaseModel):
         data_preprocessor (dict, optional): the preprocessing of both models
             where their configs set none (the Runner passes a config's
             top-level ``data_preprocessor`` here). The distiller preprocesses
-            with the student's; the teacher must normalise the same way.
+            with the student's; a teacher that normalises differently gets
+            the batch converted to its own (:class:`.teacher.TeacherInputs`).
         predict_with (str): ``'student'`` (default) or ``'teacher'``.
+        allow_partial_load (bool): load a checkpoint that holds only part of
+            the student (``load_from``). By default every load must give the
+            whole student, either as a distiller checkpoint or as a
+            checkpoint of the student alone (e.g. a pretrained detector),
+            which goes into the student with one log line.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -83,6 +91,7 @@ class MoKDDistiller(BaseModel):
         objectives: Optional[Dict[str, Sequence[str]]] = None,
         data_preprocessor: Optional[dict] = None,
         predict_with: str = 'student',
+        allow_partial_load: bool = False,
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -102,7 +111,8 @@ class MoKDDistiller(BaseModel):
         self.teacher_ckpt = teacher_ckpt
         self._teacher_loaded = teacher_ckpt is None
         self.data_preprocessor = self.student.data_preprocessor
-        check_same_normalisation(self.data_preprocessor, teacher_model.data_preprocessor)
+        # The teacher reads the batch the student's preprocessing made, converted.
+        self.teacher_inputs = TeacherInputs(self.data_preprocessor, teacher_model.data_preprocessor)
 
         self.taps = dict(
             student=FeatureTaps(self.student, student_taps or {}, 'student'),
@@ -117,6 +127,8 @@ class MoKDDistiller(BaseModel):
         self.objectives = Objectives(objectives)
         for name in self.distill_losses:
             self.objectives.objective_of(f'distill.{name}')
+        self.allow_partial_load = allow_partial_load
+        self.register_load_state_dict_pre_hook(self._adapt_student_keys)
 
     # -------------------------------------------------------------- build
     @property
@@ -134,6 +146,32 @@ class MoKDDistiller(BaseModel):
         if not self._teacher_loaded:
             load_teacher_checkpoint(self.teacher, self.teacher_ckpt)
             self._teacher_loaded = True
+
+    @staticmethod
+    def _adapt_student_keys(module, state_dict, prefix, local_metadata, *args) -> None:
+        """Before any load: a checkpoint of the student alone goes into the
+        student; one that would leave the student partly loaded is refused
+        (:func:`.student_checkpoint.adapt_student_keys`)."""
+        adapt_student_keys(
+            state_dict,
+            prefix,
+            local_metadata,
+            module.state_dict(),
+            module.allow_partial_load,
+        )
+
+    def __deepcopy__(self, memo):
+        """A copy (e.g. the moving average of MMEngine's ``EMAHook``) shares
+        the frozen teacher instead of copying it: the teacher never changes,
+        and a copy would only double its memory. Such copies evaluate the
+        student; the teacher's taps stay with the original."""
+        teacher = self._teacher
+        for obj in (teacher, *teacher.modules(), *teacher.parameters(), *teacher.buffers()):
+            memo[id(obj)] = obj
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
@@ -183,6 +221,7 @@ class MoKDDistiller(BaseModel):
         self._load_teacher_once()
         if not self.taps['teacher'].specs:
             return {}
+        inputs, data_samples = self.teacher_inputs(inputs, data_samples)
         with torch.no_grad(), self.taps['teacher'].recording():
             self.teacher(inputs, data_samples, mode='tensor')
             return self.taps['teacher'].collect()
@@ -200,23 +239,23 @@ class MoKDDistiller(BaseModel):
     def train_step(
         self, data, optim_wrapper, wrapper: Optional[nn.Module] = None
     ) -> Dict[str, torch.Tensor]:
-        """One step: the teacher once, the student's losses, the balanced
-        update.
+        """One step of the paper's loop (Algorithm 1): the teacher once, the
+        student's losses grouped into objectives, the balanced backward
+        pass, the optimizer step, and, for a rule that learns from it, the
+        same batch again under the updated student (the teacher's features
+        reused; BatchNorm statistics and dropout untouched), from which the
+        balancer learns.
 
         Args:
             data: a batch from the dataloader.
-            optim_wrapper (MoKDOptimWrapper): balances and applies the update.
+            optim_wrapper (MoKDOptimWrapper): backward and step (mixed
+                precision, accumulation, clipping, distributed averaging).
             wrapper (nn.Module, optional): the distributed wrapper of this
                 model (:class:`~mokd_mm.models.MoKDDistributedDataParallel`);
                 the student's loss forward runs through it so that DDP's
                 reducer averages the gradients.
-
-        A rule that re-evaluates the objectives after the step
-        (``needs_reevaluation``) gets them from the student on the same
-        batch, reusing the teacher's features and leaving BatchNorm
-        statistics and dropout untouched.
         """
-        if not hasattr(optim_wrapper, 'balancer'):
+        if not isinstance(optim_wrapper, MoKDOptimWrapper):
             raise TypeError(
                 'MoKDDistiller trains with MoKDOptimWrapper (FixedWeights gives '
                 f'a plain weighted sum), got {type(optim_wrapper).__name__}'
@@ -224,27 +263,38 @@ class MoKDDistiller(BaseModel):
         model = self if wrapper is None else wrapper
         with optim_wrapper.optim_context(model):
             data = self.data_preprocessor(data, True)
-            inputs, data_samples = data['inputs'], data['data_samples']
-            teacher = self.run_teacher(inputs, data_samples)
-            losses = model(inputs, data_samples, mode='loss', teacher_features=teacher)
+            inputs, samples = data['inputs'], data['data_samples']
+            teacher = self.run_teacher(inputs, samples)
+            losses = model(inputs, samples, mode='loss', teacher_features=teacher)
         objectives, log_vars = self.objectives.sum(losses)
-
-        def reevaluate():
-            with reevaluation_mode(self), optim_wrapper.optim_context(self):
-                return self.objectives.sum(self.losses(inputs, data_samples, teacher))[0]
-
-        def explain():
-            return self._non_finite_gradient_sources(inputs, data_samples, teacher)
-
-        log_vars.update(
-            optim_wrapper.update_params(
-                objectives,
-                reevaluate=reevaluate,
-                explain=explain,
-                losses={k: v for k, v in log_vars.items() if self.objectives.is_loss(k)},
-            )
-        )
+        # Activation checkpointing recomputes forward passes during backward:
+        # they must not update BatchNorm statistics a second time.
+        with frozen_norm_statistics(self):
+            values = optim_wrapper.backward(objectives, self._losses_only(losses))
+        if optim_wrapper.should_update():
+            try:
+                stepped = optim_wrapper.step()
+            except NonFiniteUpdateError as err:
+                sources = self._non_finite_gradient_sources(inputs, samples, teacher)
+                raise NonFiniteUpdateError(f'{err} Non-finite gradients come from: {sources}.')
+            optim_wrapper.zero_grad()
+            if stepped:
+                after = after_losses = None
+                if optim_wrapper.balancer.needs_reevaluation:
+                    with reevaluation_mode(self), optim_wrapper.autocast():
+                        after_losses = self.losses(inputs, samples, teacher)
+                        after = self.objectives.sum(after_losses)[0]
+                optim_wrapper.update_balancer(values, after, self._losses_only(after_losses))
+        log_vars.update(optim_wrapper.log_vars())
         return log_vars
+
+    def _losses_only(self, outputs: Optional[Dict]) -> Dict[str, torch.Tensor]:
+        """The losses among a forward's outputs, as scalars."""
+        return {
+            k: loss_value(v).detach()
+            for k, v in (outputs or {}).items()
+            if self.objectives.is_loss(k)
+        }
 
     def _non_finite_gradient_sources(self, inputs, data_samples, teacher) -> str:
         """The losses of this batch whose own gradients are not finite (a
@@ -255,10 +305,10 @@ class MoKDDistiller(BaseModel):
         keys = [k for k in losses if self.objectives.is_loss(k)]
         bad = []
         for i, key in enumerate(keys):
-            grads = torch.autograd.grad(
-                loss_value(losses[key]), params, allow_unused=True, retain_graph=i < len(keys) - 1
+            grads = objective_gradients(
+                [loss_value(losses[key])], params, retain_graph=i < len(keys) - 1
             )
-            if any(g is not None and not bool(torch.isfinite(g).all()) for g in grads):
+            if not bool(grads.isfinite().all()):
                 bad.append(
                     f'{key} (value {float(values[key]):.4g}, objective '
                     f'{self.objectives.objective_of(key)!r})'

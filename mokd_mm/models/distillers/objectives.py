@@ -14,6 +14,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 DEFAULT = dict(distill=['distill.*'], task=['student.*'])
+# An objective's value in the logs: 'loss_distill' is the paper's L_distill.
+OBJECTIVE_LOG_PREFIX = 'loss_'
 
 
 def loss_value(value) -> torch.Tensor:
@@ -87,7 +89,9 @@ class Objectives:
         Returns:
             tuple[dict, dict]: ``{objective: scalar}`` and the log variables:
             every loss and non-loss output (detached), every objective as
-            ``objective.<name>``.
+            ``loss_<name>`` (the paper's ``L_distill``, ``L_task``). MMEngine's
+            logger averages every key containing ``loss`` over its window,
+            so a logged objective is the sum of its logged losses.
         """
         values = OrderedDict((key, loss_value(value)) for key, value in losses.items())
         keys = tuple(k for k in values if self.is_loss(k))
@@ -102,5 +106,5 @@ class Objectives:
             raise ValueError(f'objectives {empty} received no loss; the losses are {list(keys)}')
         log_vars = OrderedDict((k, v.detach()) for k, v in values.items())
         for name, value in objectives.items():
-            log_vars[f'objective.{name}'] = value.detach()
+            log_vars[f'{OBJECTIVE_LOG_PREFIX}{name}'] = value.detach()
         return objectives, log_vars

@@ -95,9 +95,9 @@ def test_mokd_losses_step_and_predict(teacher_file):
 @pytest.mark.parametrize(
     'config',
     [
-        'vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py',
-        'vidt/vkd_vidt-base_vidt-nano_8xb2-50e_coco.py',
-        'vidt/mokd-single-projector_vidt-base_vidt-nano_8xb2-50e_coco.py',
+        'vidt/token-matching_vidt-base_vidt-nano_4xb4-50e_coco.py',
+        'vidt/vkd_vidt-base_vidt-nano_4xb4-50e_coco.py',
+        'vidt/mokd-single-projector_vidt-base_vidt-nano_4xb4-50e_coco.py',
     ],
 )
 def test_baselines_and_ablations_run(config, teacher_file):
@@ -126,7 +126,7 @@ def test_token_matching_counts_the_body_det_tokens_twice_as_the_official_loss(te
     body [DET] tokens, and the decoder's intermediate list, which starts with
     the decoder's input (the body [DET] tokens again) and has one entry per
     decoder layer after it; times 4."""
-    model = _distiller('vidt/token-matching_vidt-base_vidt-nano_8xb2-50e_coco.py', teacher_file)
+    model = _distiller('vidt/token-matching_vidt-base_vidt-nano_4xb4-50e_coco.py', teacher_file)
     model.train()
     data = model.data_preprocessor(make_batch(SIZES, NUM_BOXES), True)
     inputs, samples = data['inputs'], data['data_samples']
