@@ -11,15 +11,22 @@ things, on purpose, because users of mmdet's and mmpretrain's own
   objects MMEngine stores are admitted through validating stand-ins that can
   build nothing else, and every local load names the file when it fails;
 * **writing** (:mod:`.atomic`): checkpoints are written to a temporary file
-  and renamed into place, with the permissions the umask gives.
+  and renamed into place, with the permissions the umask gives, and carry
+  the SHA-256 of their payload (:mod:`.digest`), which every load checks.
 
 :func:`extract_student` writes a distiller's student as a checkpoint of its
 own (``tools/export_student.py``).
 """
 
-from .atomic import AtomicLocalBackend, atomic_write, save_checkpoint_atomic
-from .export import extract_student
-from .safe_load import CheckpointLoadError, load_checkpoint, register_safe_loading
+from .atomic import (
+    AtomicLocalBackend,
+    atomic_write,
+    newest_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint_atomic,
+)
+from .export import STUDENT_PREFIX, extract_student
+from .safe_load import CheckpointLoadError, load_checkpoint, register_safe_loading, source_of
 
 register_safe_loading()
 AtomicLocalBackend.register()
@@ -27,9 +34,13 @@ AtomicLocalBackend.register()
 __all__ = [
     'AtomicLocalBackend',
     'atomic_write',
+    'newest_checkpoint',
+    'remove_stale_temporaries',
     'save_checkpoint_atomic',
     'extract_student',
+    'STUDENT_PREFIX',
     'CheckpointLoadError',
     'load_checkpoint',
     'register_safe_loading',
+    'source_of',
 ]

@@ -1,4 +1,4 @@
-"""Atomic, permission-correct checkpoint writes.
+"""Atomic, permission-correct checkpoint writes, sealed with their digest.
 
 A file is written to a temporary name beside its target, flushed to disk
 and renamed over the target: a reader (or a resumed run) sees the old file
@@ -10,11 +10,14 @@ killed during a save) are removed at the next write into that directory.
 import io
 import os
 import os.path as osp
+import re
 import tempfile
-from typing import Dict
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
+
+from .digest import seal
 
 TEMP_PREFIX = '.tmp-mokd-'
 
@@ -61,9 +64,33 @@ def remove_stale_temporaries(directory: str) -> None:
                 pass
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; the file gets mode
-    ``0o666 & ~umask``, as ``open()`` would give it."""
+def newest_checkpoint(
+    directory: str, templates: Sequence[str] = ('iter_{}.pth', 'epoch_{}.pth')
+) -> Optional[str]:
+    """The newest checkpoint in ``directory``: the highest-numbered file
+    named by one of ``templates``, whatever ``last_checkpoint`` says (a run
+    killed between writing a checkpoint and ``last_checkpoint`` leaves the
+    latter one interval behind). Files under these names are complete (they
+    are renamed into place once written); a damaged one is refused when it
+    is loaded. None when there is none."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return None
+    found = []
+    for template in templates:
+        pattern = re.compile(re.escape(template).replace(re.escape('{}'), r'(\d+)') + '$')
+        for name in names:
+            match = pattern.match(name)
+            if match:
+                found.append((int(match.group(1)), osp.join(directory, name)))
+    return max(found)[1] if found else None
+
+
+def atomic_write(path, data: Union[bytes, Sequence[bytes]]) -> None:
+    """Write ``data`` (bytes, or chunks of bytes written in order) to
+    ``path`` atomically; the file gets mode ``0o666 & ~umask``, as
+    ``open()`` would give it."""
     path = os.fspath(path)
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -71,7 +98,8 @@ def atomic_write(path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f'{TEMP_PREFIX}{os.getpid()}-', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -83,14 +111,16 @@ def atomic_write(path, data: bytes) -> None:
 
 
 def save_checkpoint_atomic(checkpoint: Dict, path: str) -> None:
-    """``torch.save`` with :func:`atomic_write`."""
+    """``torch.save`` with its digest (:func:`.digest.seal`), written with
+    :func:`atomic_write`."""
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(path, buffer.getvalue())
+    atomic_write(path, seal(buffer.getvalue()))
 
 
 class AtomicLocalBackend(LocalBackend):
-    """MMEngine's local file backend with :func:`atomic_write`.
+    """MMEngine's local file backend with :func:`atomic_write`, sealing
+    every checkpoint it writes with its digest (:func:`.digest.seal`).
 
     MMEngine saves checkpoints through the backend's ``put``, which opens the
     final path and writes into it: a run killed during the write leaves a
@@ -98,7 +128,7 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath) -> None:
-        atomic_write(filepath, obj)
+        atomic_write(filepath, seal(obj))
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         atomic_write(filepath, obj.encode(encoding))

@@ -6,18 +6,38 @@ from typing import Dict
 STUDENT_PREFIX = 'student.'
 
 
-def extract_student(checkpoint: Dict, source: str = 'checkpoint') -> Dict:
+EMA_PREFIX = 'module.'
+
+
+def extract_student(checkpoint: Dict, source: str = 'checkpoint', ema: bool = True) -> Dict:
     """The student's weights of a ``MoKDDistiller`` checkpoint, as a
     checkpoint of the student model: ``{'state_dict', 'meta'}`` with the
     ``student.`` prefix removed and the dataset metadata kept.
 
+    A run with MMEngine's ``EMAHook`` saves the averaged weights as the
+    ``state_dict`` and the trained ones under ``ema_state_dict`` (with a
+    ``module.`` prefix): ``ema=True`` exports the former (what validation
+    evaluated), ``ema=False`` the latter.
+
     Raises:
         KeyError: ``checkpoint`` (named ``source`` in the message) has no
-            ``state_dict`` or no student weights.
+            ``state_dict``, no student weights, or (``ema=False``) no
+            ``ema_state_dict``.
     """
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise KeyError(f'{source} has no "state_dict": it is not an MMEngine checkpoint')
     state = checkpoint['state_dict']
+    if not ema:
+        if 'ema_state_dict' not in checkpoint:
+            raise KeyError(
+                f'{source} has no "ema_state_dict": the run had no EMAHook, so its '
+                'state_dict already holds the trained weights'
+            )
+        state = {
+            key[len(EMA_PREFIX) :]: value
+            for key, value in checkpoint['ema_state_dict'].items()
+            if key.startswith(EMA_PREFIX)
+        }
     student = collections.OrderedDict(
         (key[len(STUDENT_PREFIX) :], value)
         for key, value in state.items()

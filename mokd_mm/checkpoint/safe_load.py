@@ -44,11 +44,15 @@ import math
 import os.path as osp
 import pickle
 import re
+from collections import OrderedDict
+from typing import Optional
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .digest import verify
 
 __all__ = [
     'CheckpointLoadError',
@@ -57,11 +61,14 @@ __all__ = [
     'SafeHistoryBuffer',
     'load_checkpoint',
     'register_safe_loading',
+    'source_of',
 ]
 
 NUMERIC_KINDS = 'biufc'
 STATISTICS = ('min', 'max', 'current', 'mean')
 HISTORY_FIELDS = {'_log_history', '_count_history', 'max_length'}
+# The key of the root module's metadata that records a state dict's file.
+SOURCE_KEY = 'mokd_source'
 
 
 class CheckpointLoadError(RuntimeError):
@@ -198,23 +205,61 @@ def register_safe_loading() -> None:
 
 
 def load_checkpoint(path: str, map_location='cpu'):
-    """``torch.load(path, weights_only=True)`` with an error naming the file.
+    """``torch.load(path, weights_only=True)`` with an error naming the file,
+    after checking the file against the digest it carries
+    (:mod:`.digest`; files without one load unchecked).
 
     Raises:
-        CheckpointLoadError: the file is missing, empty, corrupt or holds
-            objects that weights-only loading refuses.
+        CheckpointLoadError: the file is missing, empty, corrupt (its digest
+            does not match, or torch cannot read it) or holds objects that
+            weights-only loading refuses.
     """
     path = str(path)
     if not osp.isfile(path):
         raise CheckpointLoadError(f'checkpoint {path!r} does not exist')
     if osp.getsize(path) == 0:
         raise CheckpointLoadError(f'checkpoint {path!r} is empty (an interrupted copy?)')
+    if verify(path) is False:
+        raise CheckpointLoadError(
+            f'checkpoint {path!r} is corrupt: its contents do not match the SHA-256 digest '
+            'it was written with (damaged on disk or in a copy); use another checkpoint'
+        )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for a bad file
         raise CheckpointLoadError(
             f'checkpoint {path!r} cannot be loaded safely: {_reason(err)}'
         ) from err
+    return _tag_source(checkpoint, path)
+
+
+def _tag_source(checkpoint, path: str):
+    """Record ``path`` in the state dict's metadata (``_metadata['']``, which
+    MMEngine's and torch's loaders hand to the root module), so that a model
+    can name the file in its errors."""
+    is_wrapped = isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict)
+    state = checkpoint['state_dict'] if is_wrapped else checkpoint
+    if not isinstance(state, dict):
+        return checkpoint
+    if not isinstance(state, OrderedDict):
+        metadata = getattr(state, '_metadata', None)
+        state = OrderedDict(state)
+        if metadata is not None:
+            state._metadata = metadata
+    if getattr(state, '_metadata', None) is None:
+        state._metadata = OrderedDict()
+    state._metadata.setdefault('', {})[SOURCE_KEY] = path
+    if is_wrapped:
+        checkpoint['state_dict'] = state
+        return checkpoint
+    return state
+
+
+def source_of(local_metadata) -> Optional[str]:
+    """The file a state dict was read from, from the metadata a module's
+    ``_load_from_state_dict`` receives (None when not read by
+    :func:`load_checkpoint`)."""
+    return local_metadata.get(SOURCE_KEY) if isinstance(local_metadata, dict) else None
 
 
 def _reason(err: Exception) -> str:

@@ -4,9 +4,10 @@ import os.path as osp
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from mokd_mm.checkpoint import atomic_write
+from mokd_mm.checkpoint import atomic_write, newest_checkpoint, remove_stale_temporaries
 
 
 @HOOKS.register_module()
@@ -21,6 +22,33 @@ class SafeCheckpointHook(CheckpointHook):
     imported), then ``last_checkpoint`` is replaced atomically, and only then
     are outdated checkpoints removed. Arguments are CheckpointHook's.
     """
+
+    def before_run(self, runner) -> None:
+        """Clean up after a killed run before anything resumes from it:
+        remove its leftover temporaries and point ``last_checkpoint`` at the
+        newest complete checkpoint (a kill between a checkpoint's rename and
+        ``last_checkpoint``'s leaves it one interval behind)."""
+        super().before_run(runner)
+        if not is_main_process():
+            return
+        out_dir = self.out_dir or runner.work_dir
+        if out_dir != runner.work_dir:
+            out_dir = osp.join(out_dir, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        for directory in {runner.work_dir, out_dir}:
+            remove_stale_temporaries(directory)
+        newest = newest_checkpoint(out_dir, [self.filename_tmpl])
+        record = osp.join(runner.work_dir, 'last_checkpoint')
+        recorded = None
+        if osp.isfile(record):
+            with open(record) as f:
+                recorded = f.read().strip()
+        if newest is not None and recorded != newest:
+            atomic_write(record, newest.encode())
+            print_log(
+                f'last_checkpoint named {recorded}, the newest complete checkpoint is '
+                f'{newest}: last_checkpoint now names it',
+                logger='current',
+            )
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = []
