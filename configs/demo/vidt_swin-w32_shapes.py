@@ -44,4 +44,6 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1),
 )
 log_processor = dict(by_epoch=False)
+# One process x 8 images; the learning rate above is for that batch.
+auto_scale_lr = dict(base_batch_size=8)
 randomness = dict(seed=0)

@@ -1,4 +1,4 @@
 # MoKD: ViDT-small student, ViDT-base teacher, 50 epochs on COCO. The
 # product's entry point (bash tools/dist_train.sh configs/mokd/vidt_small.py 4);
-# the config itself is vidt/mokd_vidt-base_vidt-small_8xb2-50e_coco.py.
-_base_ = ['./vidt/mokd_vidt-base_vidt-small_8xb2-50e_coco.py']
+# the config itself is vidt/mokd_vidt-base_vidt-small_4xb4-50e_coco.py.
+_base_ = ['./vidt/mokd_vidt-base_vidt-small_4xb4-50e_coco.py']

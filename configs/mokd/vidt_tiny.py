@@ -1,4 +1,4 @@
 # MoKD: ViDT-tiny student, ViDT-base teacher, 50 epochs on COCO. The
 # product's entry point (bash tools/dist_train.sh configs/mokd/vidt_tiny.py 4);
-# the config itself is vidt/mokd_vidt-base_vidt-tiny_8xb2-50e_coco.py.
-_base_ = ['./vidt/mokd_vidt-base_vidt-tiny_8xb2-50e_coco.py']
+# the config itself is vidt/mokd_vidt-base_vidt-tiny_4xb4-50e_coco.py.
+_base_ = ['./vidt/mokd_vidt-base_vidt-tiny_4xb4-50e_coco.py']

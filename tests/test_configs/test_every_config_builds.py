@@ -5,6 +5,7 @@ names files that exist wherever it is loaded from."""
 import glob
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -53,6 +54,7 @@ def test_the_tree_is_complete():
 def test_config_builds(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not from the repository's root: paths are relative to files
     cfg = Config.fromfile(osp.join(REPO, path))
+    check_batch_in_name(path, cfg)
     model = _build(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
     if cfg.model.type != 'MoKDDistiller':
@@ -79,3 +81,30 @@ def test_config_builds(path, tmp_path, monkeypatch):
         teacher_arch, student_arch = (p.split('-')[1] for p in name.split('_')[1:3])
         assert student == {'nano': 384, 'tiny': 768, 'small': 768}[student_arch]
         assert teacher == {'small': 768, 'base': 1024}[teacher_arch]
+
+
+BATCH_IN_NAME = re.compile(r'_(\d+)xb(\d+)[-_]')
+
+
+def check_batch_in_name(path: str, cfg: Config) -> None:
+    """``NxbM`` in a name means N processes of M images, and the learning
+    rate is the recipe's for that total batch: ``auto_scale_lr``'s base batch
+    (the batch the config's learning rate is for) equals N x M, or
+    ``auto_scale_lr`` is enabled and rescales it."""
+    found = BATCH_IN_NAME.search(osp.basename(path))
+    if found is None:
+        return
+    processes, per_process = map(int, found.groups())
+    assert cfg.train_dataloader.batch_size == per_process
+    scaling = cfg.get('auto_scale_lr')
+    assert scaling is not None and 'base_batch_size' in scaling, 'no auto_scale_lr.base_batch_size'
+    assert scaling.get('enable', False) or scaling.base_batch_size == processes * per_process
+
+
+def test_the_entry_configs_are_the_papers_batch_on_four_processes():
+    """`bash tools/dist_train.sh configs/mokd/vidt_nano.py 4` trains with the
+    ViDT recipe's total batch (16) and learning rate (1e-4)."""
+    for size in ('nano', 'tiny', 'small'):
+        cfg = Config.fromfile(osp.join(REPO, f'configs/mokd/vidt_{size}.py'))
+        assert 4 * cfg.train_dataloader.batch_size == cfg.auto_scale_lr.base_batch_size == 16
+        assert cfg.optim_wrapper.optimizer.lr == 1e-4

@@ -5,3 +5,5 @@ train_cfg = dict(by_epoch=False, max_iters=300, val_interval=100)
 val_cfg = dict()
 test_cfg = dict()
 log_processor = dict(by_epoch=False)
+# One process x 16 images; the learning rate above is for that batch.
+auto_scale_lr = dict(base_batch_size=16)
