@@ -7,7 +7,7 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 # Registers mokd_mm's components and its safe checkpoint loading (--resume,
@@ -79,6 +79,20 @@ def enable_visualization(cfg: Config, show: bool, show_dir, wait_time: float) ->
         hook.enable = True
         if show_dir:
             hook.out_dir = show_dir
+
+
+def enable_tta(cfg: Config) -> None:
+    """``--tta``: the config's ``tta_model`` wraps its model (a MoKD config's
+    distiller, which predicts with the student) and ``tta_pipeline`` becomes
+    the test pipeline, as in mmdet's and mmpretrain's test.py."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise KeyError(f'--tta needs {" and ".join(missing)} in the config')
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
 def prepare_distributed(cfg: Config) -> None:

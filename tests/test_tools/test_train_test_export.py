@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -101,8 +102,22 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, shapes_root, teacher_
     tail_resumed = {r['iter']: r for r in _scalars(tmp_path / 'resumed')}
     assert sorted(tail_resumed) == [4, 5, 6]
     for it, record in tail_resumed.items():
-        for key in ('objective.distill', 'objective.task', 'mokd/pi_distill'):
+        for key in ('loss_distill', 'loss_task', 'mokd/pi_distill'):
             assert record[key] == pytest.approx(tail_full[it][key], rel=1e-5), (it, key)
+    # A line of the log adds up: each objective is the sum of its losses,
+    # averaged over the same window (MMEngine's logger averages keys with
+    # 'loss'), in scalars.json and in the text log.
+    for record in _scalars(tmp_path / 'full'):
+        for objective, prefix in (('distill', 'distill.'), ('task', 'student.loss')):
+            parts = [v for k, v in record.items() if k.startswith(prefix)]
+            assert sum(parts) == pytest.approx(record[f'loss_{objective}'], rel=1e-5), record
+    text_log = glob.glob(str(tmp_path / 'full' / '*' / '*.log'))[0]
+    lines = [line for line in open(text_log) if 'Iter(train) [' in line and 'loss_distill' in line]
+    assert len(lines) == 6
+    for line in lines:
+        logged = dict(re.findall(r'(\S+): (-?\d+\.\d+)', line))
+        distill = sum(float(v) for k, v in logged.items() if k.startswith('distill.'))
+        assert distill == pytest.approx(float(logged['loss_distill']), abs=3e-4), line
     # The checkpoint holds no teacher.
     assert not any(k.startswith('teacher') for k in full['state_dict'])
     # Diagnostics reached the json log at iterations 1, 3, 5 only, and TensorBoard.
@@ -170,14 +185,17 @@ def _free_port():
 @pytest.mark.parametrize('balancer', ['MoKDAmortized', 'MoKDExact', 'RandomLossWeighting'])
 def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, shapes_root, teacher_ckpt, balancer):
     """DDP's reducer (a loss rule), per-objective gradients averaged once
-    (a gradient rule), a random rule: both ranks end with the same student,
-    connectors and balancer state."""
+    (a gradient rule), a random rule, with the student's first two stages
+    frozen (parameters DDP never sees a gradient for): both ranks end with
+    the same student, connectors and balancer state."""
     (tmp_path / 'rank_dump_hook.py').write_text(RANK_DUMP_HOOK)
     extra = (
         "custom_imports = dict(imports=['mokd_mm', 'rank_dump_hook'], "
         'allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='DumpRankStateHook')]\n"
         f'optim_wrapper = dict(balancer=dict(_delete_=True, type={balancer!r}))\n'
+        f'model = dict(teacher_ckpt={teacher_ckpt!r}, '
+        'student=dict(backbone=dict(frozen_stages=2)))\n'
     )
     config = _config(tmp_path, shapes_root, teacher_ckpt, max_iters=3, extra=extra)
     work_dir = tmp_path / 'dist'

@@ -126,6 +126,14 @@ model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=4),
         ],
         tmp_path,
     )
+    # Test-time augmentation (the RetinaNet config's tta_model and flips)
+    # around the distiller evaluates its student.
+    tta = _run(
+        [_tool('mmdet', 'test.py'), str(distiller), ckpt, '--work-dir', str(tmp_path / 'tta')]
+        + ['--tta'],
+        tmp_path,
+    )
+    assert "type='DetTTAModel'" in tta and 'coco/bbox_mAP' in _metrics(tmp_path / 'tta')
     exported = str(tmp_path / 'student.pth')
     _run([osp.join(REPO, 'tools/export_student.py'), ckpt, exported], tmp_path)
     _run(

@@ -2,12 +2,16 @@
 
 Writes into OUT_DIR (default: beside the log):
 
-- ``mokd_pi.png``: the weight of every objective (paper, appendix C.3);
-- ``mokd_conflict.png``: <g_distill, g_task> and its cosine (Figure 3a);
+- ``mokd_pi.png``: every objective's pi, the weight on its ``grad log L``
+  (paper, appendix C.3), beside the weight the step applied to its raw
+  gradient (``mokd/weight_*``);
+- ``mokd_conflict.png``: <g_distill, g_task> and, on its own axis in
+  [-1, 1], its cosine (Figure 3a);
 - ``mokd_dominance.png``: |g_distill| / |g_task|, log scale (Figure 3b);
 - ``mokd_val.png``: the validation metric over training (COCO bbox AP or
-  top-1 accuracy), if the run validated more than once, beside that of the
-  runs given with ``--compare`` (e.g. the baselines of the same schedule).
+  top-1 accuracy, in percent as the demo's table), if the run validated
+  more than once, beside that of the runs given with ``--compare`` (e.g.
+  the baselines of the same schedule).
 
 Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
            [--compare NAME=WORK_DIR ...]
@@ -45,22 +49,43 @@ def read_series(log: str):
     return series
 
 
-def _plot(path, title, curves, ylabel, log_scale=False):
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, points in curves:
-        ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
-    ax.set_title(title)
-    ax.set_xlabel('iteration')
-    ax.set_ylabel(ylabel)
-    if log_scale:
-        ax.set_yscale('log')
-    if len(curves) > 1:
-        ax.legend()
-    ax.grid(alpha=0.3)
+# Each validation metric, how it is drawn: (label, factor to the table's units).
+VAL_UNITS = {
+    'coco/bbox_mAP': ('bbox AP (%)', 100.0),
+    'coco/bbox_mAP_50': ('bbox AP50 (%)', 100.0),
+    'accuracy/top1': ('top-1 accuracy (%)', 1.0),
+}
+
+
+def _figure(path, title, panels):
+    """One figure of side-by-side panels; each panel is ``(subtitle,
+    curves, ylabel, options)`` with ``curves`` a list of ``(label, points)``
+    and options ``log_scale``, ``ylim``, ``zero_line``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.5), squeeze=False)
+    for ax, (subtitle, curves, ylabel, options) in zip(axes[0], panels):
+        for label, points in curves:
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
+        ax.set_title(subtitle, fontsize=10)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel(ylabel)
+        if options.get('log_scale'):
+            ax.set_yscale('log')
+        if 'ylim' in options:
+            ax.set_ylim(*options['ylim'])
+        if options.get('zero_line'):
+            ax.axhline(0.0, color='grey', linewidth=0.8)
+        if len(curves) > 1:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _by_prefix(series, prefix):
+    return [(k[len(prefix) :], series[k]) for k in sorted(series) if k.startswith(prefix)]
 
 
 def plot(log: str, out_dir: str, compare: Sequence[Tuple[str, str]] = ()):
@@ -69,48 +94,79 @@ def plot(log: str, out_dir: str, compare: Sequence[Tuple[str, str]] = ()):
     series = read_series(log)
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    pis = sorted(k for k in series if k.startswith('mokd/pi_'))
+    pis = _by_prefix(series, 'mokd/pi_')
     if not pis:
         raise KeyError(f'{log} has no mokd/pi_* scalars: not a MoKDOptimWrapper run')
+    # pi weighs the gradients of log L; what multiplies each raw gradient is
+    # the applied weight. The two can tell different stories (docs/design.md).
     written.append(
-        _plot(
+        _figure(
             osp.join(out_dir, 'mokd_pi.png'),
             'MoKD weights',
-            [(k[len('mokd/pi_') :], series[k]) for k in pis],
-            'pi',
+            [
+                ("pi: weights on grad log L (the paper's)", pis, 'pi', dict(ylim=(0, 1))),
+                (
+                    'applied: weights on grad L',
+                    _by_prefix(series, 'mokd/weight_'),
+                    'weight',
+                    dict(ylim=(0, None)),
+                ),
+            ],
         )
     )
     if 'mokd/conflict' in series:
         written.append(
-            _plot(
+            _figure(
                 osp.join(out_dir, 'mokd_conflict.png'),
-                'Gradient conflict',
+                'Gradient conflict (negative: the objectives disagree)',
                 [
-                    ('<g_distill, g_task>', series['mokd/conflict']),
-                    ('cosine', series['mokd/conflict_cos']),
+                    (
+                        '<g_distill, g_task>',
+                        [('inner product', series['mokd/conflict'])],
+                        'inner product',
+                        dict(zero_line=True),
+                    ),
+                    (
+                        'cosine',
+                        [('cosine', series['mokd/conflict_cos'])],
+                        'cosine',
+                        dict(ylim=(-1, 1), zero_line=True),
+                    ),
                 ],
-                'score',
             )
         )
     if 'mokd/dominance' in series:
         written.append(
-            _plot(
+            _figure(
                 osp.join(out_dir, 'mokd_dominance.png'),
                 'Gradient dominance',
-                [('|g_distill| / |g_task|', series['mokd/dominance'])],
-                'ratio',
-                log_scale=True,
+                [
+                    (
+                        '|g_distill| / |g_task| (log scale)',
+                        [('ratio', series['mokd/dominance'])],
+                        'ratio',
+                        dict(log_scale=True),
+                    )
+                ],
             )
         )
     metric = next((m for m in VAL_METRICS if len(series.get(m, [])) > 1), None)
     if metric is not None:
+        label, factor = VAL_UNITS[metric]
         curves = [('MoKD', series[metric])]
         for name, other in compare:
             points = read_series(other).get(metric)
             if not points:
                 raise KeyError(f'{other} (--compare {name}) has no {metric!r} scalars')
             curves.append((name, points))
-        written.append(_plot(osp.join(out_dir, 'mokd_val.png'), 'Validation', curves, metric))
+        scaled = [(name, [(x, y * factor) for x, y in points]) for name, points in curves]
+        written.append(
+            _figure(
+                osp.join(out_dir, 'mokd_val.png'),
+                'Validation',
+                [(metric, scaled, label, dict(ylim=(0, None)))],
+            )
+        )
     return written
 
 
