@@ -3,10 +3,11 @@ matrix ``G = J^T J`` (K, K).
 
 * :func:`min_norm_weights` solves the problem exactly (MoKD's eq. 9; for
   two objectives the closed form of Theorem 3.1, kept on the simplex).
-* :func:`frank_wolfe_min_norm_weights` is the solver of MGDA (Sener &
-  Koltun, NeurIPS 2018, their public ``MinNormSolver``): the best pair in
+* :func:`frank_wolfe_min_norm_weights` is the solver in MGDA's public code
+  (Sener & Koltun, NeurIPS 2018, ``MinNormSolver``): the best pair in
   closed form with weights clipped to [0.001, 0.999], then projected
-  gradient steps with an exact line search.
+  gradient steps with an exact line search, until a step is small; close
+  to, not at, the min-norm point.
 
 Both work on a (K, K) matrix in float64 on the CPU: K is small, the solve is
 cheap and the gradients' dtype is kept for the (K, P) work around it.
@@ -145,14 +146,21 @@ def _next_point(current: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
 
 
 def frank_wolfe_min_norm_weights(
-    gram: torch.Tensor, max_iter: int = 250, tol: float = 1e-5
+    gram: torch.Tensor, tol: float = 1e-5, max_iter: int = 10**6
 ) -> torch.Tensor:
-    """MGDA's min-norm solver (Sener & Koltun, 2018).
+    """MGDA's min-norm solver as its authors wrote it (Sener & Koltun,
+    2018, ``MinNormSolver.find_min_norm_element``).
 
     Starts from the best pair of gradients (closed form, the weight clipped
     to [0.001, 0.999]); for K > 2 it then alternates a projected gradient
     step on the simplex with an exact line search between the current and
-    the new point, until the weights move by less than ``tol`` (L1).
+    the new point, until a step moves the weights by less than ``tol`` (L1),
+    and returns the weights before that step. The authors' loop declares a
+    cap of 250 iterations but never counts it; here ``max_iter`` is a
+    safety net only (small problems took up to 724 iterations), reaching it
+    is an error. The result is not the exact min-norm point (the pair step
+    never reaches a face of the simplex, and the stopping rule is on the
+    step, not on optimality): :func:`min_norm_weights` is.
 
     Args:
         gram (Tensor): (K, K) Gram matrix of the gradients.
@@ -182,6 +190,6 @@ def frank_wolfe_min_norm_weights(
         )
         new_sol = c * sol + (1 - c) * new_point
         if float((new_sol - sol).abs().sum()) < tol:
-            break
+            return sol
         sol = new_sol
-    return sol
+    raise RuntimeError(f'the Frank-Wolfe min-norm solver did not converge in {max_iter} steps')
