@@ -6,12 +6,15 @@ from typing import Dict, Sequence
 
 import torch
 
-__all__ = ['objective_gradients', 'gram_matrix', 'gradient_diagnostics']
+__all__ = ['objective_gradients', 'per_element', 'gram_matrix', 'gradient_diagnostics']
 
 
 def objective_gradients(
-    objectives: Sequence[torch.Tensor], params: Sequence[torch.Tensor], retain_graph: bool = True
-) -> torch.Tensor:
+    objectives: Sequence[torch.Tensor],
+    params: Sequence[torch.Tensor],
+    retain_graph: bool = True,
+    with_reach: bool = False,
+):
     """The gradient of each objective with respect to ``params``, flattened.
 
     Each gradient comes from one ``backward()`` pass into ``.grad`` (read,
@@ -30,16 +33,19 @@ def objective_gradients(
 
     Returns:
         Tensor: (K, sum of numel of params); a parameter an objective does
-        not reach contributes zeros to its row.
+        not reach contributes zeros to its row. With ``with_reach``, also
+        (K, len(params)) bool: which parameter each objective reaches (its
+        graph leads there, whatever the gradient's value).
     """
     params = list(params)
     saved = [p.grad for p in params]
-    rows = []
+    rows, reach = [], []
     try:
         for p in params:
             p.grad = None
         for i, objective in enumerate(objectives):
             objective.backward(retain_graph=retain_graph or i < len(objectives) - 1)
+            reach.append([p.grad is not None for p in params])
             rows.append(
                 torch.cat(
                     [
@@ -53,7 +59,17 @@ def objective_gradients(
     finally:
         for p, grad in zip(params, saved):
             p.grad = grad
-    return torch.stack(rows)
+    grads = torch.stack(rows)
+    if with_reach:
+        return grads, torch.tensor(reach, dtype=torch.bool, device=grads.device)
+    return grads
+
+
+def per_element(reach: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(K, len(params)) per-parameter flags as (K, P) per-element flags, in
+    the flattened order of :func:`objective_gradients`."""
+    counts = torch.tensor([p.numel() for p in params], device=reach.device)
+    return reach.repeat_interleave(counts, dim=1)
 
 
 def gram_matrix(grads: Sequence[torch.Tensor]) -> torch.Tensor:

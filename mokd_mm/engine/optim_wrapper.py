@@ -106,6 +106,7 @@ class MoKDOptimWrapper(OptimWrapper):
             )
         # The balancer's reports (objectives left out) go to the run's log.
         self.balancer.report = _log_warning
+        self.balancer.check_compatible(self.optimizer, self._accumulative_counts)
         self.diagnostics_interval = diagnostics_interval
         # id(parameter) -> name, for error messages (set by the constructor).
         self.param_names: Dict[int, str] = {}
@@ -190,15 +191,15 @@ class MoKDOptimWrapper(OptimWrapper):
             NonFiniteObjectiveError: naming the objectives and the losses;
                 nothing has been written into ``.grad``.
         """
-        stacked = self._stack(objectives)
+        scalars = self._scalars(objectives)
         # 1 / the accumulation factor mmengine divides each micro-batch by.
         scale = float(self.scale_loss(torch.ones((), dtype=torch.float64)))
         if self.loss_scaler is not None:
             # scale() also initialises the scaler's state on this device.
-            scale *= float(self.loss_scaler.scale(torch.ones((), device=stacked.device)))
+            scale *= float(self.loss_scaler.scale(torch.ones((), device=scalars[0].device)))
         try:
             values = self.balancer.backward(
-                stacked,
+                scalars,
                 self._params(),
                 reduce=_global_mean,
                 scale=None if scale == 1.0 else scale,
@@ -299,6 +300,12 @@ class MoKDOptimWrapper(OptimWrapper):
         return {f'mokd/{k}': v for k, v in self.balancer.log_vars().items()}
 
     def _stack(self, objectives: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """The objectives' values, (K,), detached."""
+        return torch.stack([o.detach() for o in self._scalars(objectives)])
+
+    def _scalars(self, objectives: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
+        """The objectives as K separate scalars in the configured order (each
+        keeps its own graph), half precision promoted to float32."""
         if not isinstance(objectives, dict):
             raise TypeError(
                 'MoKDOptimWrapper takes the objectives as a dict {objective: loss}, got '
@@ -317,10 +324,8 @@ class MoKDOptimWrapper(OptimWrapper):
             loss = objectives[name]
             if not torch.is_tensor(loss) or loss.numel() != 1:
                 raise ValueError(f'objective {name!r} must be a scalar tensor')
-        stacked = torch.stack([objectives[n].reshape(()) for n in self.objectives])
-        if stacked.dtype in (torch.float16, torch.bfloat16):
-            stacked = stacked.float()
-        return stacked
+        scalars = [objectives[n].reshape(()) for n in self.objectives]
+        return [s.float() if s.dtype in (torch.float16, torch.bfloat16) else s for s in scalars]
 
     def _check_update(self) -> None:
         """Refuse a step whose update is not finite: the parameters (and

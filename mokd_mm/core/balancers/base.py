@@ -19,11 +19,11 @@ mixed precision and distributed training.
 
 import math
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from ..gradients import objective_gradients
+from ..gradients import objective_gradients, per_element
 
 __all__ = [
     'Balancer',
@@ -117,6 +117,11 @@ class Balancer:
         num_objectives (int): K >= 2.
         names (Sequence[str], optional): the objectives' names, used in
             messages and in :meth:`log_vars`. Defaults to ``'0'``, ``'1'``...
+        parameters (str): for rules that need the per-objective gradients:
+            ``'shared'`` (default) applies the rule to the parameters every
+            objective reaches and gives the others their own gradients
+            (:meth:`combine_gradients`); ``'all'`` applies it to every
+            parameter.
         warn_interval (int): a rule that leaves out objectives (e.g. ones
             not above their lower bound) reports them at the first such step
             and every ``warn_interval`` steps while it lasts; when it has left
@@ -132,16 +137,26 @@ class Balancer:
 
     needs_gradients = False
 
+    needs_parameters = False
+    PARAMETERS = ('shared', 'all')
+
     def __init__(
-        self, num_objectives: int, names: Optional[Sequence[str]] = None, warn_interval: int = 100
+        self,
+        num_objectives: int,
+        names: Optional[Sequence[str]] = None,
+        warn_interval: int = 100,
+        parameters: str = 'shared',
     ):
         if num_objectives < 2:
             raise ValueError(f'a balancer needs >= 2 objectives, got {num_objectives}')
         names = [str(i) for i in range(num_objectives)] if names is None else list(names)
         if len(names) != num_objectives:
             raise ValueError(f'{num_objectives} objectives but {len(names)} names {names}')
+        if parameters not in self.PARAMETERS:
+            raise ValueError(f'parameters must be one of {self.PARAMETERS}, got {parameters!r}')
         self.num_objectives = num_objectives
         self.names = names
+        self.parameters = parameters
         self.warn_interval = max(1, int(warn_interval))
         self.applied: Optional[torch.Tensor] = None
         self.report: Callable[[str], None] = _warn
@@ -173,12 +188,30 @@ class Balancer:
         self.applied = weights.detach()
         return weights
 
-    def combine_gradients(self, grads: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    def combine_gradients(
+        self,
+        grads: torch.Tensor,
+        losses: torch.Tensor,
+        reached: Optional[torch.Tensor] = None,
+        params: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """The update direction from the per-objective gradients.
+
+        With ``parameters='shared'`` (the default) and ``reached`` given, the
+        rule acts on the coordinates every objective reaches (the parameters
+        all objectives share, as the rules' reference implementations apply
+        them); a coordinate that only some objectives reach (a connector
+        reached by the distillation objective alone, a task head) takes
+        their gradients unchanged (summed). ``parameters='all'`` applies the
+        rule to every coordinate, zero rows included.
 
         Args:
             grads (Tensor): row i is the gradient of objective i, shape (K, P).
             losses (Tensor): the objectives' values, shape (K,), detached.
+            reached (Tensor, optional): (K, P) bool, which coordinates each
+                objective reaches (:func:`~mokd_mm.core.gradients.objective_gradients`).
+            params (Tensor, optional): the parameters' values (P,), for rules
+                with :attr:`needs_parameters`.
 
         Returns:
             Tensor: the update, shape (P,) (to be descended).
@@ -191,9 +224,25 @@ class Balancer:
                 f'grads must have shape ({self.num_objectives}, P), got {tuple(grads.shape)}'
             )
         self.steps += 1
-        direction, weights = self._combine_gradients(grads, losses)
+        shared = None
+        if reached is not None and self.parameters == 'shared':
+            shared = reached.all(0)
+            if bool(shared.all()):
+                shared = None
+        if shared is None:
+            direction, weights = self._combine_gradients(grads, losses)
+        else:
+            direction = grads.sum(0)  # own gradients where some objectives do not reach
+            if bool(shared.any()):
+                direction[shared], weights = self._combine_gradients(grads[:, shared], losses)
+            else:
+                weights = None
         self.applied = None if weights is None else weights.detach()
         return direction
+
+    def check_compatible(self, optimizer: torch.optim.Optimizer, accumulation: int = 1) -> None:
+        """Refuse a model optimizer (or gradient accumulation) the rule
+        cannot be combined with. Nothing by default."""
 
     def update(self, losses: torch.Tensor, after: Optional[torch.Tensor] = None) -> None:
         """Called once per optimizer step, after it.
@@ -232,7 +281,7 @@ class Balancer:
     # ---------------------------------------------------------- the backward
     def backward(
         self,
-        losses: torch.Tensor,
+        losses: Union[torch.Tensor, Sequence[torch.Tensor]],
         params: Optional[Sequence[torch.Tensor]] = None,
         *,
         reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -249,7 +298,11 @@ class Balancer:
         the same update).
 
         Args:
-            losses (Tensor): the K objectives, shape (K,), attached to the graph.
+            losses (Sequence[Tensor] | Tensor): the K objectives, K scalars
+                attached to the graph, or stacked, shape (K,). Give them as
+                separate scalars for ``parameters='shared'``: the elements of a
+                stacked tensor share one graph, so every objective seems to
+                reach every parameter.
             params (Sequence[Tensor], optional): the parameters to update;
                 needed when the per-objective gradients are taken (rules
                 that need only the objectives reach every parameter through
@@ -267,12 +320,13 @@ class Balancer:
         Returns:
             Tensor: the objectives' values the weights were set from, (K,).
         """
-        values = losses.detach()
+        objectives = list(losses)
+        values = torch.stack([o.detach().reshape(()) for o in objectives])
         if reduce is not None:
             values = reduce(values)
         if not self.needs_gradients and inspect is None:
             weights = self.loss_weights(values)
-            combined = (weights.to(losses.dtype) * losses).sum()
+            combined = sum(w.to(o.dtype) * o for w, o in zip(weights, objectives))
             (combined if scale is None else combined * scale).backward()
             return values
         if params is None:
@@ -280,16 +334,22 @@ class Balancer:
                 f'{type(self).__name__} needs the parameters to take per-objective gradients'
             )
         params = list(params)
-        scaled = losses if scale is None else losses * scale
-        grads = objective_gradients(list(scaled), params, retain_graph=False)
+        scaled = objectives if scale is None else [o * scale for o in objectives]
+        grads, reach = objective_gradients(scaled, params, retain_graph=False, with_reach=True)
         if reduce is not None:
             grads = reduce(grads)
+            reach = reduce(reach.to(grads.dtype)) > 0
         if scale is not None:
             grads = grads / scale
         if inspect is not None:
             inspect(grads)
         if self.needs_gradients:
-            direction = self.combine_gradients(grads, values)
+            flat = None
+            if self.needs_parameters:
+                flat = torch.cat([p.detach().reshape(-1).to(grads.dtype) for p in params])
+            direction = self.combine_gradients(
+                grads, values, reached=per_element(reach, params), params=flat
+            )
         else:
             direction = self.loss_weights(values).to(grads) @ grads
         scatter_to_grads(params, direction if scale is None else direction * scale)
@@ -348,9 +408,14 @@ class SeededBalancer(Balancer):
     """
 
     def __init__(
-        self, num_objectives: int, names=None, seed: Optional[int] = None, warn_interval: int = 100
+        self,
+        num_objectives: int,
+        names=None,
+        seed: Optional[int] = None,
+        warn_interval: int = 100,
+        parameters: str = 'shared',
     ):
-        super().__init__(num_objectives, names, warn_interval)
+        super().__init__(num_objectives, names, warn_interval, parameters)
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.initial_seed() if seed is None else seed)
 

@@ -68,7 +68,8 @@ def test_gradient_rule_sees_unscaled_reduced_gradients_and_writes_scaled_grads()
         return t
 
     rule.backward(objectives, params, reduce=reduce, scale=4.0)
-    assert calls == [torch.Size([2]), raw.shape]  # objectives, then gradients: once each
+    # The objectives, the gradients and which parameters each reaches: once each.
+    assert calls == [torch.Size([2]), raw.shape, torch.Size([2, len(params)])]
     assert torch.allclose(rule.seen[0], raw, atol=1e-6)
     written = torch.cat([p.grad.flatten() for p in params])
     assert torch.allclose(written, 4.0 * raw.sum(0), atol=1e-5)

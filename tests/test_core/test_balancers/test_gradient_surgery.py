@@ -92,3 +92,75 @@ def test_imtlg_projects_equally_on_every_unit_gradient():
     assert torch.allclose(projections, projections[0].expand(3), rtol=1e-10)
     assert float(rule.applied.sum()) == pytest.approx(1.0)
     assert torch.allclose(rule.applied @ grads, direction)
+
+
+class TrunkAndHeads(torch.nn.Module):
+    """A shared trunk, one head per objective, and a connector reached by
+    the first objective only (as a distiller's)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = torch.nn.Linear(4, 3)
+        self.head_a, self.head_b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+        self.connector = torch.nn.Linear(3, 3, bias=False)
+        self.x = torch.randn(16, 4)
+        self.ya, self.yb = torch.randn(16, 1), -torch.randn(16, 1) * 3
+
+    def objectives(self):
+        h = torch.relu(self.trunk(self.x))
+        a = ((self.head_a(self.connector(h)) - self.ya) ** 2).mean()
+        b = ((self.head_b(h) - self.yb) ** 2).mean()
+        return [a, b]  # separate scalars: each keeps its own graph
+
+
+def _pcgrad_two(g):
+    """PCGrad for two objectives: each gradient loses its component along
+    the other when they conflict; the update is the sum."""
+    out = []
+    for i, j in ((0, 1), (1, 0)):
+        gi, gj = g[i], g[j]
+        dot = gi @ gj
+        out.append(gi - dot / (gj @ gj) * gj if dot < 0 else gi)
+    return out[0] + out[1]
+
+
+def _mgda_two(g):
+    """The min-norm combination of two gradients (pi on [0, 1])."""
+    pi = ((g[1] - g[0]) @ g[1] / ((g[0] - g[1]) @ (g[0] - g[1]))).clamp(0, 1)
+    return pi * g[0] + (1 - pi) * g[1]
+
+
+@pytest.mark.parametrize('rule, by_hand', [(PCGrad, _pcgrad_two), (MGDA, _mgda_two)])
+def test_gradient_rules_act_on_the_shared_trunk_and_heads_keep_their_gradients(rule, by_hand):
+    """The reference usage (FAMO's and LibMTL's): the rule on the shared
+    parameters' gradients, every head (and the connector) its own
+    objective's gradient; parameters='all' puts the heads into the rule."""
+    model = TrunkAndHeads()
+    shared = list(model.trunk.parameters())
+    reached_by_a = [*model.head_a.parameters(), *model.connector.parameters()]
+    own = [(p, 0) for p in reached_by_a] + [(p, 1) for p in model.head_b.parameters()]
+    objectives = model.objectives()
+    trunk = torch.stack(
+        [
+            torch.cat([g.flatten() for g in torch.autograd.grad(o, shared, retain_graph=True)])
+            for o in objectives
+        ]
+    )
+    expected_trunk = by_hand(trunk)
+    expected_own = [torch.autograd.grad(objectives[i], p, retain_graph=True)[0] for p, i in own]
+    params = list(model.parameters())
+    rule(2, seed=0).backward(objectives, params) if rule is PCGrad else rule(2).backward(
+        objectives, params
+    )
+    got_trunk = torch.cat([p.grad.flatten() for p in shared])
+    assert torch.allclose(got_trunk, expected_trunk, atol=1e-6)
+    for (p, _), g in zip(own, expected_own):
+        assert torch.allclose(p.grad, g, atol=1e-7)
+    # On every parameter, the rule sees the heads too: another trunk update.
+    model.zero_grad()
+    every = rule(2, seed=0, parameters='all') if rule is PCGrad else rule(2, parameters='all')
+    every.backward(model.objectives(), params)
+    assert not torch.allclose(
+        torch.cat([p.grad.flatten() for p in shared]), expected_trunk, atol=1e-4
+    )
