@@ -211,19 +211,42 @@ class MoKDExact(Balancer):
     b_i``; an objective not above its bound is left out (weight 0, with a
     warning). The Gram matrix is accumulated in float64.
 
+    ``scale`` sets the length of the step along that direction:
+
+    * ``'log'`` (default): the paper's step, ``sum_i pi_i grad log L_i``, in
+      log-loss units: with losses of 0.01 to 0.1 it is 10 to 100 times a
+      plain gradient step, so the model's learning rate must be tuned for it.
+    * ``'famo'``: FAMO's log-MGDA (Cranial-XIX/FAMO, ``LOG_MGDA``) divides it
+      by ``c = sum_i pi_i / (L_i - b_i)``: the weights on the raw gradients,
+      ``pi_i / ((L_i - b_i) c)``, then sum to 1 and the step stays on the
+      scale of the losses' own gradients (recipes tuned for a plain sum).
+
     Args:
         num_objectives (int): K >= 2 (at most 10: the K > 2 solve tries
             every face of the simplex).
         names (Sequence[str], optional): the objectives' names.
         min_losses (float | Sequence[float]): lower bounds ``b``. Defaults to 0.
-        warn_interval (int): see :class:`Balancer`.
+        scale (str): ``'log'`` (default) or ``'famo'``.
+        warn_interval, parameters: see :class:`Balancer`.
     """
 
     needs_gradients = True
+    SCALES = ('log', 'famo')
 
-    def __init__(self, num_objectives: int, names=None, min_losses=0.0, warn_interval: int = 100):
-        super().__init__(num_objectives, names, warn_interval)
+    def __init__(
+        self,
+        num_objectives: int,
+        names=None,
+        min_losses=0.0,
+        scale: str = 'log',
+        warn_interval: int = 100,
+        parameters: str = 'shared',
+    ):
+        super().__init__(num_objectives, names, warn_interval, parameters)
+        if scale not in self.SCALES:
+            raise ValueError(f'scale must be one of {self.SCALES}, got {scale!r}')
         self.min_losses = _lower_bounds(min_losses, num_objectives)
+        self.scale = scale
         self.pi: Optional[torch.Tensor] = None
 
     def _combine_gradients(self, grads: torch.Tensor, losses: torch.Tensor):
@@ -242,6 +265,8 @@ class MoKDExact(Balancer):
             pi / torch.where(active, shifted, torch.ones_like(shifted)),
             torch.zeros_like(pi),
         )
+        if self.scale == 'famo' and bool(weights.sum() > 0):
+            weights = weights / weights.sum()  # c = sum_i pi_i / (L_i - b_i)
         return weights.to(grads.dtype) @ grads, weights
 
     def log_vars(self) -> Dict[str, float]:

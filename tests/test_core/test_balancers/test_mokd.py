@@ -173,6 +173,25 @@ def test_exact_rule_is_theorem_3_1_on_log_gradients():
     assert logs['weight_distill'] == pytest.approx(float(pi1) / 0.5, rel=1e-12)
 
 
+def test_exact_rule_famo_scale_is_log_mgda_divided_by_c():
+    """FAMO's log-MGDA: the same direction divided by c = sum_i pi_i / L_i,
+    so the weights on the raw gradients sum to 1; at losses of 0.01 and
+    0.05 the paper's step is 20 to 100 times longer."""
+    gen = torch.Generator().manual_seed(1)
+    grads = torch.randn(2, 7, generator=gen, dtype=torch.float64)
+    losses = torch.tensor([0.01, 0.05], dtype=torch.float64)
+    paper = MoKDExact(2).combine_gradients(grads, losses)
+    rule = MoKDExact(2, scale='famo')
+    famo = rule.combine_gradients(grads, losses)
+    pi = rule.pi
+    c = (pi / losses).sum()
+    assert torch.allclose(famo, paper / c, rtol=1e-12)
+    assert float(rule.applied.sum()) == pytest.approx(1.0)
+    assert 20 <= float(c) <= 100
+    with pytest.raises(ValueError, match='scale'):
+        MoKDExact(2, scale='raw')
+
+
 def test_exact_rule_leaves_out_an_objective_at_its_bound():
     grads = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     rule = MoKDExact(3)
