@@ -3,6 +3,7 @@ balancers, the connectors, the losses and the feature taps.
 ``mokd_mm.models`` and ``mokd_mm.engine`` adapt them to MMEngine."""
 
 from .balancers import (
+    DOT,
     IMTLG,
     MGDA,
     Balancer,
@@ -53,6 +54,7 @@ __all__ = [
     'CAGrad',
     'GradDrop',
     'IMTLG',
+    'DOT',
     'NonFiniteObjectiveError',
     'NoObjectiveError',
     'min_norm_weights',

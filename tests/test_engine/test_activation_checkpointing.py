@@ -14,7 +14,7 @@ from mmengine.registry import DefaultScope
 
 from mokd_mm.core.balancers import RULES
 from tests.conftest import MOKD_CFG, build_in_scope
-from tests.test_engine.test_balancers_in_training import _batch
+from tests.test_engine.test_balancers_in_training import _batch, _optimizer
 
 NAMES = [rule.__name__ for rule in RULES]
 
@@ -31,7 +31,7 @@ def _train(balancer, student_cp=False, teacher_cp=False, steps=2):
     wrapper_cfg = dict(
         type='MoKDOptimWrapper',
         constructor='MoKDOptimWrapperConstructor',
-        optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
+        optimizer=_optimizer(balancer),
         balancer=dict(type=balancer, seed=0)
         if balancer in ('PCGrad', 'GradDrop')
         else dict(type=balancer),

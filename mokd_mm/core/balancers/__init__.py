@@ -9,7 +9,8 @@ the objectives after the step), :class:`FixedWeights` (eq. 3),
 
 Rules that need the per-objective gradients (one backward pass per
 objective): :class:`MoKDExact` (Theorem 3.1), :class:`MGDA`,
-:class:`PCGrad`, :class:`CAGrad`, :class:`GradDrop` and :class:`IMTLG`.
+:class:`PCGrad`, :class:`CAGrad`, :class:`GradDrop`, :class:`IMTLG` and
+:class:`DOT` (the distillation-specific rule, with momenta of its own).
 """
 
 from .base import (
@@ -20,6 +21,7 @@ from .base import (
     build_optimizer,
     scatter_to_grads,
 )
+from .dot import DOT
 from .gradient_surgery import IMTLG, MGDA, CAGrad, GradDrop, PCGrad
 from .loss_weighting import (
     DynamicWeightAverage,
@@ -44,6 +46,7 @@ RULES = (
     CAGrad,
     GradDrop,
     IMTLG,
+    DOT,
 )
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     'CAGrad',
     'GradDrop',
     'IMTLG',
+    'DOT',
     'min_norm_weights',
     'frank_wolfe_min_norm_weights',
     'RULES',
