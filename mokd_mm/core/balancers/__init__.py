@@ -10,7 +10,8 @@ the objectives after the step), :class:`FixedWeights` (eq. 3),
 Rules that need the per-objective gradients (one backward pass per
 objective): :class:`MoKDExact` (Theorem 3.1), :class:`MGDA`,
 :class:`PCGrad`, :class:`CAGrad`, :class:`GradDrop`, :class:`IMTLG` and
-:class:`DOT` (the distillation-specific rule, with momenta of its own).
+:class:`DOT` (the distillation-specific rule, with momenta of its own),
+and every aggregator of TorchJD through :class:`TorchJDBalancer`.
 """
 
 from .base import (
@@ -32,6 +33,7 @@ from .loss_weighting import (
 )
 from .min_norm import frank_wolfe_min_norm_weights, min_norm_weights
 from .mokd import MoKDAmortized, MoKDExact
+from .torchjd import TorchJDBalancer
 
 RULES = (
     MoKDAmortized,
@@ -47,6 +49,7 @@ RULES = (
     GradDrop,
     IMTLG,
     DOT,
+    TorchJDBalancer,
 )
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     'GradDrop',
     'IMTLG',
     'DOT',
+    'TorchJDBalancer',
     'min_norm_weights',
     'frank_wolfe_min_norm_weights',
     'RULES',
