@@ -37,7 +37,13 @@ VARIANTS = {
     'CAGrad': dict(type='CAGrad'),
     'GradDrop': dict(type='GradDrop'),
     'IMTL-G': dict(type='IMTLG'),
+    'DOT': dict(type='DOT'),
+    'TorchJD UPGrad': dict(type='TorchJDBalancer', aggregator=dict(type='UPGrad')),
+    'TorchJD Nash-MTL': dict(type='TorchJDBalancer', aggregator=dict(type='NashMTL')),
 }
+# DOT is the momenta: the model's SGD runs without its own (and DOT takes the
+# weight decay).
+PLAIN_SGD = ('DOT',)
 
 
 def synthetic_batch(cfg, batch, size, num_classes):
@@ -86,7 +92,14 @@ def measure(args, variant):
     if 'data_preprocessor' in cfg:
         model_cfg['data_preprocessor'] = cfg.data_preprocessor.to_dict()
     wrapper_cfg = cfg.optim_wrapper.to_dict()
-    wrapper_cfg.update(balancer=VARIANTS[variant], diagnostics_interval=0)
+    wrapper_cfg.update(balancer=dict(VARIANTS[variant]), diagnostics_interval=0)
+    if variant in PLAIN_SGD:
+        optimizer = wrapper_cfg['optimizer']
+        wrapper_cfg['balancer'].update(
+            momentum=optimizer.pop('momentum', 0.9) or 0.9,
+            weight_decay=optimizer.pop('weight_decay', 0.0),
+        )
+        optimizer.update(type='SGD', momentum=0.0, weight_decay=0.0)
     if args.amp:
         wrapper_cfg['dtype'] = 'float16'
     torch.manual_seed(0)
