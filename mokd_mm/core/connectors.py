@@ -3,9 +3,7 @@ where a feature loss compares them.
 
 Every connector is called as ``connector(student, teacher)`` and returns the
 pair ``(student_out, teacher_out)`` with equal channel sizes. Features are
-token sequences ``(B, N, C)``, pooled vectors ``(B, C)`` or maps
-``(B, C, H, W)``; the maps on the channel axis (dim 1 for maps, the last
-dim otherwise).
+laid out as :mod:`.layout` says; the maps act on the channels.
 """
 
 from typing import Optional, Tuple
@@ -14,30 +12,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
+from .layout import apply_on_channels, channel_size
+
 __all__ = [
-    'apply_on_channels',
     'QROrthonormal',
     'orthonormal_linear',
     'LinearConnector',
     'OrthogonalProjector',
     'IndefiniteSubspaceConnector',
 ]
-
-
-def apply_on_channels(fn, x: torch.Tensor) -> torch.Tensor:
-    """Apply ``fn`` (acting on the last dim) to the channel axis of ``x``.
-
-    ``(B, C, H, W)`` maps are moved to channels-last and back; other shapes
-    already carry channels last.
-    """
-    if x.dim() == 4:
-        return fn(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-    return fn(x)
-
-
-def channel_size(x: torch.Tensor) -> int:
-    """Channels of a feature laid out as the module docstring says."""
-    return x.shape[1] if x.dim() == 4 else x.shape[-1]
 
 
 def _check_channels(name: str, x: torch.Tensor, expected: int) -> None:
@@ -195,15 +178,10 @@ class IndefiniteSubspaceConnector(_Connector):
     the student side, so the teacher's lifted feature keeps its norm
     (``P_t`` is an isometry) and cannot be shrunk to make the loss small.
 
-    Ablation switches (the paper's Table 3):
-
-    * ``single_projector=True``: no second subspace and no lifting: VkD's
-      single orthogonal projector of the student into the teacher's space
-      (:class:`OrthogonalProjector`).
-    * ``indefinite=False``: ``D`` fixed to the identity (a positive-definite
-      metric).
-    * ``dim``: the size of the common space; ``max(C_s, C_t)`` gives an
-      alignment without room beyond the larger feature space.
+    Ablations (the paper's Table 3): ``indefinite=False`` fixes ``D`` to
+    the identity (a positive-definite metric); ``dim=max(C_s, C_t)`` gives an
+    alignment without room beyond the larger feature space; VkD's single
+    projector, without a second subspace, is :class:`OrthogonalProjector`.
 
     Args:
         student_dim (int): C_s.
@@ -213,7 +191,6 @@ class IndefiniteSubspaceConnector(_Connector):
             without forcing them to overlap. Must be >= max(C_s, C_t).
         indefinite (bool): learn the sign-free diagonal ``D`` (ones at
             init). Defaults to True.
-        single_projector (bool): see above. Defaults to False.
         orthogonal_map (str): see :func:`orthonormal_linear`. Defaults to
             ``'qr'``.
     """
@@ -224,36 +201,22 @@ class IndefiniteSubspaceConnector(_Connector):
         teacher_dim: int,
         dim: Optional[int] = None,
         indefinite: bool = True,
-        single_projector: bool = False,
         orthogonal_map: str = 'qr',
     ):
         super().__init__(student_dim, teacher_dim)
-        self.single_projector = single_projector
-        if single_projector:
-            if dim is not None:
-                raise ValueError(
-                    'dim has no meaning with single_projector=True '
-                    "(the common space is the teacher's)"
-                )
-            self.student_proj = OrthogonalProjector(
-                student_dim, teacher_dim, orthogonal_map=orthogonal_map
+        self.dim = dim if dim is not None else student_dim + teacher_dim
+        if self.dim < max(student_dim, teacher_dim):
+            raise ValueError(
+                f'dim={self.dim} must be >= max(student_dim, teacher_dim)'
+                f'={max(student_dim, teacher_dim)} so that both '
+                'projections have orthonormal columns'
             )
-            self.teacher_proj = None
-            self.dim = teacher_dim
-        else:
-            self.dim = dim if dim is not None else student_dim + teacher_dim
-            if self.dim < max(student_dim, teacher_dim):
-                raise ValueError(
-                    f'dim={self.dim} must be >= max(student_dim, teacher_dim)'
-                    f'={max(student_dim, teacher_dim)} so that both '
-                    'projections have orthonormal columns'
-                )
-            self.student_proj = OrthogonalProjector(
-                student_dim, self.dim, orthogonal_map=orthogonal_map
-            )
-            self.teacher_proj = OrthogonalProjector(
-                teacher_dim, self.dim, orthogonal_map=orthogonal_map
-            )
+        self.student_proj = OrthogonalProjector(
+            student_dim, self.dim, orthogonal_map=orthogonal_map
+        )
+        self.teacher_proj = OrthogonalProjector(
+            teacher_dim, self.dim, orthogonal_map=orthogonal_map
+        )
         if indefinite:
             self.metric = nn.Parameter(torch.ones(self.dim))
         else:
@@ -264,13 +227,7 @@ class IndefiniteSubspaceConnector(_Connector):
         def lift_student(x):
             return self.student_proj.project(x) * self.metric
 
-        student = apply_on_channels(lift_student, student)
-        if self.teacher_proj is not None:
-            teacher = apply_on_channels(self.teacher_proj.project, teacher)
-        return student, teacher
-
-    def similarity(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        """The indefinite inner product ``z_t^T P_t^T D P_s z_s`` of eq. 16
-        for pooled features (B, C_s) and (B, C_t); returns shape (B,)."""
-        s, t = self(student, teacher)
-        return (s * t).sum(-1)
+        return (
+            apply_on_channels(lift_student, student),
+            apply_on_channels(self.teacher_proj.project, teacher),
+        )

@@ -3,8 +3,10 @@
 Each loss is called as ``loss(student, teacher)`` with two tensors, or with
 two equal-length sequences of tensors (several matched streams, e.g. the
 feature levels of a detector); each returns a scalar multiplied by
-``loss_weight``. Teacher inputs are targets: no gradient flows into them
-unless they come from a learned connector.
+``loss_weight``. A loss differentiates both sides as they come: which side
+is a fixed target is the caller's rule (``DistillLoss``: a teacher feature
+is a target unless a connector made it, whose teacher-side projection then
+learns; run the teacher under ``torch.no_grad()`` in a loop of your own).
 """
 
 from typing import Sequence, Union
@@ -12,6 +14,8 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .layout import to_rows
 
 __all__ = [
     'kl_divergence',
@@ -52,13 +56,6 @@ def kl_divergence(
     return kl * temperature**2
 
 
-def _as_rows(x: torch.Tensor) -> torch.Tensor:
-    """(B, C), (B, N, C) or (B, C, H, W) -> (samples, C)."""
-    if x.dim() == 4:
-        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-    return x.reshape(-1, x.shape[-1])
-
-
 def standardize(rows: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Zero mean, unit variance per channel over the rows; shape (M, C)."""
     mean = rows.mean(0, keepdim=True)
@@ -82,8 +79,8 @@ def standardized_feature_distance(
         criterion (str): ``'smooth_l1'`` (with ``beta``) or ``'l1'``.
     """
     _check_same_shape(student, teacher)
-    s = standardize(_as_rows(student), eps)
-    t = standardize(_as_rows(teacher), eps)
+    s = standardize(to_rows(student), eps)
+    t = standardize(to_rows(teacher), eps)
     if criterion == 'smooth_l1':
         return F.smooth_l1_loss(s, t, beta=beta)
     if criterion == 'l1':
@@ -99,7 +96,7 @@ def token_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
         teacher (Tensor): same shape.
     """
     _check_same_shape(student, teacher)
-    return torch.linalg.vector_norm(_as_rows(student) - _as_rows(teacher), dim=-1).mean()
+    return torch.linalg.vector_norm(to_rows(student) - to_rows(teacher), dim=-1).mean()
 
 
 def _check_same_shape(student: torch.Tensor, teacher: torch.Tensor) -> None:
@@ -142,7 +139,7 @@ class KLDivergenceLoss(nn.Module):
 
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
-            self.divergence(s, t.detach(), self.temperature) for s, t in _pairs(student, teacher)
+            self.divergence(s, t, self.temperature) for s, t in _pairs(student, teacher)
         )
 
 
@@ -217,8 +214,8 @@ def teacher_layer_norm_distance(
         teacher (Tensor): same shape.
     """
     _check_same_shape(student, teacher)
-    t = _as_rows(teacher)
-    return F.smooth_l1_loss(_as_rows(student), F.layer_norm(t, t.shape[-1:], eps=eps), beta=beta)
+    t = to_rows(teacher)
+    return F.smooth_l1_loss(to_rows(student), F.layer_norm(t, t.shape[-1:], eps=eps), beta=beta)
 
 
 class HardDistillationLoss(nn.Module):
@@ -255,8 +252,7 @@ class TeacherLayerNormFeatureLoss(nn.Module):
 
     def forward(self, student: Streams, teacher: Streams) -> torch.Tensor:
         return self.loss_weight * sum(
-            teacher_layer_norm_distance(s, t.detach(), self.beta)
-            for s, t in _pairs(student, teacher)
+            teacher_layer_norm_distance(s, t, self.beta) for s, t in _pairs(student, teacher)
         )
 
 

@@ -8,6 +8,8 @@ from typing import Dict, List, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from .layout import pool
+
 __all__ = ['TapSpec', 'FeatureTaps', 'resolve_module']
 
 
@@ -74,14 +76,10 @@ class TapSpec:
         if self.key is not None:
             value = value[self.key]
         if self.pool == 'mean':
-            if value.dim() == 4:
-                return value.mean(dim=(2, 3))
-            if value.dim() != 3:
-                raise ValueError(
-                    f'pool=mean needs (B, N, C) tokens or (B, C, H, W) '
-                    f'maps, got shape {tuple(value.shape)} at {self.module!r}'
-                )
-            return value[:, self.skip_tokens :].mean(dim=1)
+            try:
+                return pool(value, self.skip_tokens)
+            except ValueError as err:
+                raise ValueError(f'tap at {self.module!r}: {err}') from None
         return value
 
 
@@ -117,7 +115,6 @@ class FeatureTaps:
         self.modules: Dict[str, nn.Module] = {}
         self._calls: Dict[str, List[object]] = {}
         self._recording = False
-        self._handles = []
         for name, spec in taps.items():
             spec = TapSpec.parse(spec)
             try:
@@ -126,7 +123,7 @@ class FeatureTaps:
                 raise KeyError(f'{owner} tap {name!r}: {err.args[0]}') from None
             self.specs[name] = spec
             self.modules[name] = module
-            self._handles.append(module.register_forward_hook(self._hook(name, spec)))
+            module.register_forward_hook(self._hook(name, spec))
 
     def _hook(self, name: str, spec: TapSpec):
 
@@ -165,9 +162,3 @@ class FeatureTaps:
         if problems:
             raise KeyError(f'{self.owner} taps {", ".join(problems)} in this forward pass')
         return records
-
-    def remove(self) -> None:
-        """Detach the hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()

@@ -57,6 +57,11 @@ class DistillLoss(nn.Module):
     Every tap name is checked against the taps, and every given connector
     size against what the tapped module declares, when it is built.
 
+    Gradients, one rule for every loss: a teacher feature is a fixed target
+    (detached) unless a connector maps it, in which case the connector's
+    teacher-side part (``P_t`` of MoKD's eq. 16) learns from the loss; the
+    teacher itself never does (it runs under ``no_grad``).
+
     Args:
         name (str): the loss's name (``distill.<name>`` in the logs).
         cfg (dict): the entry.
@@ -145,7 +150,8 @@ class DistillLoss(nn.Module):
         for s_name, t_name, connector in zip(
             self.streams['student'], self.streams['teacher'], self.connectors
         ):
-            s, t = student[s_name], teacher[t_name]
+            # The teacher's feature is a target; a connector's teacher side learns.
+            s, t = student[s_name], teacher[t_name].detach()
             try:
                 if not isinstance(connector, nn.Identity):
                     s, t = connector(s, t)
