@@ -41,3 +41,25 @@ def teacher_ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
     torch.save(dict(state_dict=teacher.state_dict(), meta=dict()), path)
     return str(path)
+
+
+def record_balancer_updates(wrapper):
+    """Record the (before, after) objectives every ``balancer.update`` of
+    ``wrapper`` receives, for tests of the direction the weights move."""
+    calls, update = [], wrapper.balancer.update
+
+    def recording(before, after=None):
+        calls.append((before.detach().clone(), None if after is None else after.clone()))
+        return update(before, after)
+
+    wrapper.balancer.update = recording
+    return calls
+
+
+def assert_the_faster_objective_loses_weight(balancer, before, after):
+    """The amortized rule's first step from pi = 1/2: the objective whose
+    log fell more over the step loses weight (Algorithm 1)."""
+    drop = torch.log(before) - torch.log(after)
+    pi = torch.softmax(balancer.logits.detach(), 0)
+    faster = int(torch.argmax(drop))
+    assert pi[faster] < 0.5 < pi[1 - faster], (drop.tolist(), pi.tolist())

@@ -91,7 +91,6 @@ class MoKDOptimWrapper(OptimWrapper):
         loss_scale='dynamic',
         **kwargs,
     ):
-        _refuse_old_keys(kwargs)
         super().__init__(optimizer, **kwargs)
         self.objectives = list(objectives)
         if len(self.objectives) < 2 or len(set(self.objectives)) != len(self.objectives):
@@ -108,6 +107,7 @@ class MoKDOptimWrapper(OptimWrapper):
         self.balancer.report = _log_warning
         self.balancer.check_compatible(self.optimizer, self._accumulative_counts)
         self.diagnostics_interval = diagnostics_interval
+        self.last_diagnostics: Dict[str, float] = {}
         # id(parameter) -> name, for error messages (set by the constructor).
         self.param_names: Dict[int, str] = {}
         self._init_amp(dtype, loss_scale)
@@ -331,7 +331,7 @@ class MoKDOptimWrapper(OptimWrapper):
         """Refuse a step whose update is not finite: the parameters (and
         any checkpoint written after) would be."""
         grads = [p.grad for p in self._params() if p.grad is not None]
-        if not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+        if not grads or bool(torch.nn.utils.get_total_norm(grads).isfinite()):
             return
         named = [
             n
@@ -359,11 +359,14 @@ class MoKDOptimWrapper(OptimWrapper):
         (K, P), written at this iteration only."""
         stats = gradient_diagnostics(gram_matrix(grads[:2]))
         stats = {f'mokd/{k}': v for k, v in stats.items() if math.isfinite(v)}
+        self.last_diagnostics = stats
+        if not _has_visualizer():
+            return  # outside a runner: the caller reads last_diagnostics
         step = self.message_hub.get_info('iter', self._inner_count) + 1
-        if _has_visualizer():
-            Visualizer.get_current_instance().add_scalars(stats, step=step)
+        Visualizer.get_current_instance().add_scalars(stats, step=step)
         print_log(
-            f'Iter(train) [{step}] ' + '  '.join(f'{k}: {v:.4g}' for k, v in stats.items()),
+            f'MoKD gradient diagnostics at iteration {step}: '
+            + ', '.join(f'{k} {v:.4g}' for k, v in stats.items()),
             logger='current',
             level=logging.INFO,
         )
@@ -378,13 +381,6 @@ class MoKDOptimWrapper(OptimWrapper):
         return [
             (self.param_names.get(id(p), f'param[{i}]'), p) for i, p in enumerate(self._params())
         ]
-
-    @property
-    def weights(self) -> Dict[str, float]:
-        """The weights on the objectives' raw gradients applied in the last
-        update (empty before the first, or for rules without such weights)."""
-        applied = self.balancer.applied
-        return {} if applied is None else dict(zip(self.objectives, applied.tolist()))
 
     def state_dict(self) -> dict:
         """The optimizer's state plus ``'mokd'``: the balancer's state and
@@ -416,15 +412,6 @@ class MoKDOptimWrapper(OptimWrapper):
             self.loss_scaler.load_state_dict(mokd['loss_scaler'])
 
 
-# Keys of the wrapper before balancers, and what replaced them.
-_OLD_KEYS = {
-    'mode': "balancer=dict(type='MoKDAmortized' | 'MoKDExact' | 'FixedWeights')",
-    'famo_update': "balancer=dict(type='MoKDAmortized', update='same_batch' | 'next_batch')",
-    'weights': "balancer=dict(type='FixedWeights', weights=[...])",
-    'weighting': "balancer=dict(type='MoKDAmortized', optimizer=dict(...), min_losses=...)",
-}
-
-
 def _build_balancer(cfg, objectives: List[str]) -> Balancer:
     """The balancer of ``cfg`` for ``objectives``: ``num_objectives`` and
     ``names`` come from them (a config that sets either differently is
@@ -443,16 +430,6 @@ def _build_balancer(cfg, objectives: List[str]) -> Balancer:
     cfg.update(derived)
     with DefaultScope.overwrite_default_scope(BALANCERS.scope):
         return BALANCERS.build(cfg)
-
-
-def _refuse_old_keys(kwargs) -> None:
-    old = [key for key in _OLD_KEYS if key in kwargs]
-    if old:
-        hints = '; '.join(f'{key!r} -> {_OLD_KEYS[key]}' for key in old)
-        raise TypeError(
-            f'optim_wrapper keys {old} were replaced by the balancer ({hints}); '
-            'docs/design.md lists the rules'
-        )
 
 
 def _log_warning(message: str) -> None:

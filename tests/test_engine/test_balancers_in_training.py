@@ -56,6 +56,10 @@ def _batch(seed, n=4):
     )
 
 
+def _parameters(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
 def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -66,9 +70,20 @@ def test_accumulation_amp_and_resume(balancer):
     # DOT's momenta advance once per step: it refuses accumulation.
     accumulation = 1 if balancer == 'DOT' else 2
     wrapper = _wrapper(model, balancer, accumulative_counts=accumulation, dtype='bfloat16')
-    for step in range(4):
+    # The first (accumulated) step under bfloat16 autocast is float32's, to
+    # bfloat16's precision: the same direction and length.
+    start = _parameters(model)
+    for step in range(accumulation):
+        model.train_step(_batch(step), wrapper)
+    reference = _distiller()
+    reference_wrapper = _wrapper(reference, balancer, accumulative_counts=accumulation)
+    for step in range(accumulation):
+        reference.train_step(_batch(step), reference_wrapper)
+    half, full = _parameters(model) - start, _parameters(reference) - start
+    assert float(torch.nn.functional.cosine_similarity(half, full, dim=0)) > 0.9
+    assert float(half.norm() / full.norm()) == pytest.approx(1.0, abs=0.1)
+    for step in range(accumulation, 4):
         log_vars = model.train_step(_batch(step), wrapper)
-    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
     assert all(not k.startswith('mokd/') or v == v for k, v in log_vars.items())
     # Resume: the wrapper's state (optimizer and balancer) continues the run.
     state, params = copy.deepcopy(wrapper.state_dict()), _state(model)

@@ -107,7 +107,7 @@ def scatter_to_grads(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None
 class Balancer:
     """Base class of the balancing rules.
 
-    Subclasses implement :meth:`_loss_weights` (rules that need only the
+    Subclasses implement :meth:`_objective_weights` (rules that need only the
     objectives) or :meth:`_combine_gradients` (``needs_gradients = True``),
     and optionally :meth:`update` and the state methods.
 
@@ -171,27 +171,27 @@ class Balancer:
         the optimizer step."""
         return False
 
-    def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
+    def objective_weights(self, objectives: torch.Tensor) -> torch.Tensor:
         """Weights ``w`` (K,) such that the update is the gradient of
         ``sum_i w_i L_i``.
 
         Args:
-            losses (Tensor): the objectives' values, shape (K,), detached.
+            objectives (Tensor): the objectives' values, shape (K,), detached.
         """
         if self.needs_gradients:
             raise TypeError(
                 f'{type(self).__name__} needs the per-objective gradients: call combine_gradients'
             )
-        self._check(losses)
+        self._check(objectives)
         self.steps += 1
-        weights = self._loss_weights(losses)
+        weights = self._objective_weights(objectives)
         self.applied = weights.detach()
         return weights
 
     def combine_gradients(
         self,
         grads: torch.Tensor,
-        losses: torch.Tensor,
+        objectives: torch.Tensor,
         reached: Optional[torch.Tensor] = None,
         params: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
@@ -207,7 +207,7 @@ class Balancer:
 
         Args:
             grads (Tensor): row i is the gradient of objective i, shape (K, P).
-            losses (Tensor): the objectives' values, shape (K,), detached.
+            objectives (Tensor): the objectives' values, shape (K,), detached.
             reached (Tensor, optional): (K, P) bool, which coordinates each
                 objective reaches (:func:`~mokd_mm.core.gradients.objective_gradients`).
             params (Tensor, optional): the parameters' values (P,), for rules
@@ -217,8 +217,8 @@ class Balancer:
             Tensor: the update, shape (P,) (to be descended).
         """
         if not self.needs_gradients:
-            raise TypeError(f'{type(self).__name__} weighs the losses: call loss_weights')
-        self._check(losses)
+            raise TypeError(f'{type(self).__name__} weighs the objectives: call objective_weights')
+        self._check(objectives)
         if grads.dim() != 2 or grads.shape[0] != self.num_objectives:
             raise ValueError(
                 f'grads must have shape ({self.num_objectives}, P), got {tuple(grads.shape)}'
@@ -230,11 +230,11 @@ class Balancer:
             if bool(shared.all()):
                 shared = None
         if shared is None:
-            direction, weights = self._combine_gradients(grads, losses)
+            direction, weights = self._combine_gradients(grads, objectives)
         else:
             direction = grads.sum(0)  # own gradients where some objectives do not reach
             if bool(shared.any()):
-                direction[shared], weights = self._combine_gradients(grads[:, shared], losses)
+                direction[shared], weights = self._combine_gradients(grads[:, shared], objectives)
             else:
                 weights = None
         self.applied = None if weights is None else weights.detach()
@@ -244,11 +244,11 @@ class Balancer:
         """Refuse a model optimizer (or gradient accumulation) the rule
         cannot be combined with. Nothing by default."""
 
-    def update(self, losses: torch.Tensor, after: Optional[torch.Tensor] = None) -> None:
+    def update(self, objectives: torch.Tensor, after: Optional[torch.Tensor] = None) -> None:
         """Called once per optimizer step, after it.
 
         Args:
-            losses (Tensor): the objectives the step was computed from, (K,).
+            objectives (Tensor): the objectives the step was computed from, (K,).
             after (Tensor, optional): the same batch's objectives under the
                 updated parameters, (K,); given when
                 :attr:`needs_reevaluation`.
@@ -271,17 +271,17 @@ class Balancer:
         if unknown:
             raise KeyError(f'{type(self).__name__} state has unknown entries {sorted(unknown)}')
 
-    def _loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
+    def _objective_weights(self, objectives: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _combine_gradients(self, grads: torch.Tensor, losses: torch.Tensor):
+    def _combine_gradients(self, grads: torch.Tensor, objectives: torch.Tensor):
         """Returns ``(direction (P,), weights (K,) or None)``."""
         raise NotImplementedError
 
     # ---------------------------------------------------------- the backward
     def backward(
         self,
-        losses: Union[torch.Tensor, Sequence[torch.Tensor]],
+        objectives: Union[torch.Tensor, Sequence[torch.Tensor]],
         params: Optional[Sequence[torch.Tensor]] = None,
         *,
         reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -298,7 +298,7 @@ class Balancer:
         the same update).
 
         Args:
-            losses (Sequence[Tensor] | Tensor): the K objectives, K scalars
+            objectives (Sequence[Tensor] | Tensor): the K objectives, K scalars
                 attached to the graph, or stacked, shape (K,). Give them as
                 separate scalars for ``parameters='shared'``: the elements of a
                 stacked tensor share one graph, so every objective seems to
@@ -311,7 +311,7 @@ class Balancer:
                 applied to the objectives' values before any weight is set and
                 to the per-objective gradients (once). Identity by default.
             scale (float, optional): a loss scale (mixed precision): the
-                backward pass runs on scaled losses and ``.grad`` receives the
+                backward pass runs on scaled objectives and ``.grad`` receives the
                 scaled update; the rule sees unscaled gradients.
             inspect (Callable, optional): called with the per-objective
                 gradients (K, P), reduced and unscaled, before the rule
@@ -320,12 +320,12 @@ class Balancer:
         Returns:
             Tensor: the objectives' values the weights were set from, (K,).
         """
-        objectives = list(losses)
+        objectives = list(objectives)
         values = torch.stack([o.detach().reshape(()) for o in objectives])
         if reduce is not None:
             values = reduce(values)
         if not self.needs_gradients and inspect is None:
-            weights = self.loss_weights(values)
+            weights = self.objective_weights(values)
             combined = sum(w.to(o.dtype) * o for w, o in zip(weights, objectives))
             (combined if scale is None else combined * scale).backward()
             return values
@@ -351,22 +351,22 @@ class Balancer:
                 grads, values, reached=per_element(reach, params), params=flat
             )
         else:
-            direction = self.loss_weights(values).to(grads) @ grads
+            direction = self.objective_weights(values).to(grads) @ grads
         scatter_to_grads(params, direction if scale is None else direction * scale)
         return values
 
     # --------------------------------------------------------------- helpers
-    def _check(self, losses: torch.Tensor) -> None:
-        if losses.shape != (self.num_objectives,):
+    def _check(self, objectives: torch.Tensor) -> None:
+        if objectives.shape != (self.num_objectives,):
             raise ValueError(
-                f'expected {self.num_objectives} objectives, got shape {tuple(losses.shape)}'
+                f'expected {self.num_objectives} objectives, got shape {tuple(objectives.shape)}'
             )
-        if not bool(torch.isfinite(losses).all()):  # one device sync per step
+        if not bool(torch.isfinite(objectives).all()):  # one device sync per step
             raise NonFiniteObjectiveError(
-                {n: float(v) for n, v in zip(self.names, losses) if not math.isfinite(float(v))}
+                {n: float(v) for n, v in zip(self.names, objectives) if not math.isfinite(float(v))}
             )
 
-    def _leave_out(self, left_out: torch.Tensor, losses: torch.Tensor, why: str, remedy: str):
+    def _leave_out(self, left_out: torch.Tensor, objectives: torch.Tensor, why: str, remedy: str):
         """Report the objectives this step leaves out (weight 0), every one
         by name, at the first such step and every :attr:`warn_interval`
         steps while it lasts; stop when every objective has been left out
@@ -375,7 +375,7 @@ class Balancer:
             self._left_out_run = self._all_out_run = 0
             return
         names = [self.names[i] for i in torch.nonzero(left_out).flatten().tolist()]
-        values = ', '.join(f'{n}={float(v):.4g}' for n, v in zip(self.names, losses))
+        values = ', '.join(f'{n}={float(v):.4g}' for n, v in zip(self.names, objectives))
         if self._left_out_run % self.warn_interval == 0:
             self.report(
                 f'{type(self).__name__}, step {self.steps}: objective(s) {names} {why} '

@@ -99,10 +99,10 @@ class DOT(Balancer):
                 'would advance them once per micro-batch'
             )
 
-    def combine_gradients(self, grads, losses, reached=None, params=None) -> torch.Tensor:
+    def combine_gradients(self, grads, objectives, reached=None, params=None) -> torch.Tensor:
         if params is None:
             raise ValueError('DOT needs the parameters (weight decay): combine_gradients(params=)')
-        self._check(losses)
+        self._check(objectives)
         self.steps += 1
         self.applied = None  # no fixed combination of the two gradients
         if not bool(grads.isfinite().all()):

@@ -64,13 +64,13 @@ class MGDA(Balancer):
         self.normalization = normalization
         self.solver = solver
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         norms = torch.linalg.vector_norm(grads, dim=1)
         divisor = {
             'none': torch.ones_like(norms),
-            'loss': losses.to(norms),
+            'loss': objectives.to(norms),
             'norm': norms,
-            'loss+': losses.to(norms) * norms,
+            'loss+': objectives.to(norms) * norms,
         }[self.normalization]
         scaled = (grads / divisor[:, None]).double()
         weights = SOLVERS[self.solver](scaled @ scaled.T).to(grads)
@@ -92,7 +92,7 @@ class PCGrad(SeededBalancer):
 
     needs_gradients = True
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         k = self.num_objectives
         gram = grads @ grads.T
         # Row i: the coefficients of the projected g_i over the raw gradients.
@@ -113,7 +113,7 @@ class CAGrad(Balancer):
     simplex, ``min_w <g_w, g_0> + c |g_0| |g_w|``, is solved with SciPy's
     SLSQP from uniform weights, as the authors do; the update is
     ``(g_0 + c |g_0| / |g_w| g_w) / (1 + c^2)``, times K (the scale of the
-    summed losses, as in their code).
+    summed objectives, as in their code).
 
     Args:
         c (float): the radius factor. Defaults to 0.4 (FAMO's default).
@@ -138,7 +138,7 @@ class CAGrad(Balancer):
         self.c = c
         self.rescale = rescale
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         import numpy as np
         from scipy.optimize import minimize
 
@@ -179,7 +179,7 @@ class GradDrop(SeededBalancer):
 
     needs_gradients = True
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         purity = 0.5 * (1 + grads.sum(0) / (grads.abs().sum(0) + 1e-8))
         draw = torch.rand(purity.shape, generator=self.generator).to(purity)
         keep = (purity > draw) & (grads > 0) | (purity < draw) & (grads < 0)
@@ -196,7 +196,7 @@ class IMTLG(Balancer):
 
     needs_gradients = True
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         units = grads / torch.linalg.vector_norm(grads, dim=1, keepdim=True)
         d = grads[0] - grads[1:]
         u = units[0] - units[1:]

@@ -47,10 +47,10 @@ class FixedWeights(Balancer):
             raise ValueError(
                 f'FixedWeights got {len(weights)} weights for {num_objectives} objectives'
             )
-        self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+        self.fixed = torch.tensor([float(w) for w in weights], dtype=torch.float64)
 
-    def _loss_weights(self, losses):
-        return self.weights.to(losses.device, losses.dtype)
+    def _objective_weights(self, objectives):
+        return self.fixed.to(objectives.device, objectives.dtype)
 
 
 class ScaleInvariant(Balancer):
@@ -58,19 +58,19 @@ class ScaleInvariant(Balancer):
     i.e. weights ``1 / L_i`` (as FAMO's paper and code compare against).
     An objective that is not positive is left out (weight 0, a warning)."""
 
-    def _loss_weights(self, losses):
-        positive = losses > 0
+    def _objective_weights(self, objectives):
+        positive = objectives > 0
         self._leave_out(
             ~positive,
-            losses,
+            objectives,
             'are not positive (no logarithm)',
-            'make the losses positive, or weigh them with a rule that takes no logarithm '
+            'make the objectives positive, or weigh them with a rule that takes no logarithm '
             '(e.g. FixedWeights)',
         )
         return torch.where(
             positive,
-            1 / torch.where(positive, losses, torch.ones_like(losses)),
-            torch.zeros_like(losses),
+            1 / torch.where(positive, objectives, torch.ones_like(objectives)),
+            torch.zeros_like(objectives),
         )
 
 
@@ -103,16 +103,16 @@ class UncertaintyWeighting(Balancer):
             optimizer, [self.log_variances], dict(type='Adam', lr=0.025)
         )
 
-    def _loss_weights(self, losses):
-        self.log_variances.data = self.log_variances.data.to(losses.device, losses.dtype)
+    def _objective_weights(self, objectives):
+        self.log_variances.data = self.log_variances.data.to(objectives.device, objectives.dtype)
         return 0.5 * torch.exp(-self.log_variances.detach())
 
-    def update(self, losses, after=None):
-        self._check(losses)
+    def update(self, objectives, after=None):
+        self._check(objectives)
         s = self.log_variances
-        s.data = s.data.to(losses.device, losses.dtype)
+        s.data = s.data.to(objectives.device, objectives.dtype)
         self.optimizer.zero_grad(set_to_none=True)
-        s.grad = 0.5 * (1 - torch.exp(-s.detach()) * losses.detach())
+        s.grad = 0.5 * (1 - torch.exp(-s.detach()) * objectives.detach())
         self.optimizer.step()
 
     def log_vars(self) -> Dict[str, float]:
@@ -124,12 +124,18 @@ class UncertaintyWeighting(Balancer):
 
     def state_dict(self):
         return dict(
-            log_vars=self.log_variances.detach().clone(), optimizer=self.optimizer.state_dict()
+            log_variances=self.log_variances.detach().clone(),
+            optimizer=self.optimizer.state_dict(),
         )
 
     def load_state_dict(self, state):
+        if 'log_vars' in state:
+            raise KeyError(
+                "UncertaintyWeighting's state names its log-variances 'log_variances', not "
+                "'log_vars' (a checkpoint of an earlier version of this rule)"
+            )
         super().load_state_dict(state)
-        self.log_variances.data = state['log_vars'].detach().clone()
+        self.log_variances.data = state['log_variances'].detach().clone()
         self.optimizer.load_state_dict(copy.deepcopy(state['optimizer']))
 
 
@@ -169,10 +175,10 @@ class DynamicWeightAverage(Balancer):
         self.history = torch.ones(2 * window, num_objectives, dtype=torch.float64)
         self.seen = 0
 
-    def _loss_weights(self, losses):
-        history = torch.cat([self.history[1:].to(losses), losses[None]])
+    def _objective_weights(self, objectives):
+        history = torch.cat([self.history[1:].to(objectives), objectives[None]])
         self.history = history
-        weights = torch.ones_like(losses)
+        weights = torch.ones_like(objectives)
         if self.seen > self.window:
             ratio = history[self.window :].mean(0) / history[: self.window].mean(0)
             weights = self.num_objectives * torch.softmax(ratio / self.temperature, 0)
@@ -193,6 +199,6 @@ class RandomLossWeighting(SeededBalancer):
     ``w = softmax(n)``, ``n ~ N(0, I_K)``, drawn from the rule's own
     generator (``seed``, see :class:`SeededBalancer`)."""
 
-    def _loss_weights(self, losses):
+    def _objective_weights(self, objectives):
         draw = torch.randn(self.num_objectives, generator=self.generator)
-        return torch.softmax(draw.to(losses), 0)
+        return torch.softmax(draw.to(objectives), 0)

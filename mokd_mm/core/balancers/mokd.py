@@ -39,13 +39,13 @@ def _lower_bounds(min_losses, k: int) -> torch.Tensor:
 class MoKDAmortized(Balancer):
     """Amortized MoKD/FAMO weighting of K objectives (Algorithm 1).
 
-    The weights are ``z = softmax(w)`` with logits ``w`` (0 at the start:
+    The weights are ``z = softmax(logits)`` with ``logits`` (0 at the start:
     ``pi = 1/K``, Algorithm 1 line 2). Each step:
 
     1. the update is the gradient of FAMO's ``c * sum_i z_i log(L_i - b_i
        + eps)`` (``c = 1 / sum_i z_i / (L_i - b_i + eps)``, detached), i.e.
-       :meth:`loss_weights` ``c z_i / (L_i - b_i + eps)`` on the raw losses;
-    2. after the model step, :meth:`update` moves ``w`` along the softmax
+       :meth:`objective_weights` ``c z_i / (L_i - b_i + eps)`` on the raw objectives;
+    2. after the model step, :meth:`update` moves the logits along the softmax
        Jacobian times ``delta_i = log(L_i - b_i + eps) - log(L_i' - b_i +
        eps)`` with the logits' own optimizer, where ``L'`` are the
        objectives re-evaluated on the same batch (``update='same_batch'``,
@@ -98,51 +98,51 @@ class MoKDAmortized(Balancer):
     def needs_reevaluation(self) -> bool:
         return self.update_mode == 'same_batch'
 
-    def _follow(self, losses: torch.Tensor) -> None:
+    def _follow(self, objectives: torch.Tensor) -> None:
         """Keep the logits (and their optimizer's state) in the objectives'
         dtype and device."""
-        if self.logits.dtype == losses.dtype and self.logits.device == losses.device:
+        if self.logits.dtype == objectives.dtype and self.logits.device == objectives.device:
             return
-        self.logits.data = self.logits.data.to(losses.device, losses.dtype)
+        self.logits.data = self.logits.data.to(objectives.device, objectives.dtype)
         for state in self.optimizer.state.values():
             for key, value in state.items():
                 if torch.is_tensor(value) and key != 'step':
-                    state[key] = value.to(losses.device, losses.dtype)
+                    state[key] = value.to(objectives.device, objectives.dtype)
 
-    def _shifted(self, losses: torch.Tensor) -> torch.Tensor:
-        return losses - self.min_losses.to(losses.device, losses.dtype)
+    def _shifted(self, objectives: torch.Tensor) -> torch.Tensor:
+        return objectives - self.min_losses.to(objectives.device, objectives.dtype)
 
-    def _loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
-        self._follow(losses)
+    def _objective_weights(self, objectives: torch.Tensor) -> torch.Tensor:
+        self._follow(objectives)
         if self.pending is not None:
             # This batch's objectives are the last step's "after" values.
-            self._learn(self.pending, losses)
+            self._learn(self.pending, objectives)
             self.pending = None
-        shifted = self._shifted(losses)
+        shifted = self._shifted(objectives)
         active = shifted > 0
-        self._leave_out(~active, losses, BELOW_BOUND, BOUND_REMEDY)
+        self._leave_out(~active, objectives, BELOW_BOUND, BOUND_REMEDY)
         z = torch.softmax(self.logits.detach(), 0) * active
         if not bool(active.any()):
             self.pi = z
-            return torch.zeros_like(losses)
+            return torch.zeros_like(objectives)
         self.pi = z / z.sum()
         weights = z / torch.where(active, shifted + self.eps, torch.ones_like(shifted))
         return weights / weights.sum()
 
-    def update(self, losses: torch.Tensor, after: Optional[torch.Tensor] = None) -> None:
-        self._check(losses)
+    def update(self, objectives: torch.Tensor, after: Optional[torch.Tensor] = None) -> None:
+        self._check(objectives)
         if self.update_mode == 'next_batch':
-            self.pending = losses.detach().clone()
+            self.pending = objectives.detach().clone()
             return
         if after is None:
             raise ValueError(
                 "MoKDAmortized(update='same_batch') needs the objectives "
-                're-evaluated after the step (update(losses, after)); '
+                're-evaluated after the step (update(objectives, after)); '
                 "or use update='next_batch'"
             )
         self._check(after)
-        self._follow(losses)
-        self._learn(losses, after)
+        self._follow(objectives)
+        self._learn(objectives, after)
 
     def _learn(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         """One step of the logits; returns delta (K,), 0 where an objective
@@ -167,13 +167,9 @@ class MoKDAmortized(Balancer):
         self.optimizer.step()
         return delta
 
-    def weights(self) -> torch.Tensor:
-        """``softmax(w)``, the weights the next step starts from, (K,)."""
-        return torch.softmax(self.logits.detach(), 0)
-
     def log_vars(self) -> Dict[str, float]:
         """``pi_<name>``: the weights on ``log L_i`` applied in the last
-        step (``softmax(w)`` with left-out objectives at 0); and
+        step (``softmax(logits)`` with left-out objectives at 0); and
         ``weight_<name>``: those on the raw gradients."""
         logs = super().log_vars()
         if self.pi is not None:
@@ -214,7 +210,7 @@ class MoKDExact(Balancer):
     ``scale`` sets the length of the step along that direction:
 
     * ``'log'`` (default): the paper's step, ``sum_i pi_i grad log L_i``, in
-      log-loss units: with losses of 0.01 to 0.1 it is 10 to 100 times a
+      log-loss units: with objectives of 0.01 to 0.1 it is 10 to 100 times a
       plain gradient step, so the model's learning rate must be tuned for it.
     * ``'famo'``: FAMO's log-MGDA (Cranial-XIX/FAMO, ``LOG_MGDA``) divides it
       by ``c = sum_i pi_i / (L_i - b_i)``: the weights on the raw gradients,
@@ -249,11 +245,11 @@ class MoKDExact(Balancer):
         self.scale = scale
         self.pi: Optional[torch.Tensor] = None
 
-    def _combine_gradients(self, grads: torch.Tensor, losses: torch.Tensor):
-        shifted = losses - self.min_losses.to(losses.device, losses.dtype)
+    def _combine_gradients(self, grads: torch.Tensor, objectives: torch.Tensor):
+        shifted = objectives - self.min_losses.to(objectives.device, objectives.dtype)
         active = shifted > 0
-        self._leave_out(~active, losses, BELOW_BOUND, BOUND_REMEDY)
-        pi = torch.zeros(self.num_objectives, dtype=losses.dtype, device=losses.device)
+        self._leave_out(~active, objectives, BELOW_BOUND, BOUND_REMEDY)
+        pi = torch.zeros(self.num_objectives, dtype=objectives.dtype, device=objectives.device)
         if bool(active.any()):
             idx = torch.nonzero(active).flatten()
             log_grads = grads[idx] / shifted[idx, None].to(grads.dtype)

@@ -102,7 +102,7 @@ class TorchJDBalancer(SeededBalancer):
 
         self._stateful = [m for m in self.rule.modules() if isinstance(m, Stateful)]
 
-    def _combine_gradients(self, grads, losses):
+    def _combine_gradients(self, grads, objectives):
         aggregation = _torchjd_aggregation()
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
         devices = [grads.device] if grads.device.type == 'cuda' else []

@@ -105,10 +105,10 @@ def test_interface_misuse_is_named():
     with pytest.raises(ValueError, match='2 objectives but 3 names'):
         FixedWeights(2, names=['a', 'b', 'c'])
     with pytest.raises(TypeError, match='call combine_gradients'):
-        MoKDExact(2).loss_weights(torch.ones(2))
-    with pytest.raises(TypeError, match='call loss_weights'):
+        MoKDExact(2).objective_weights(torch.ones(2))
+    with pytest.raises(TypeError, match='call objective_weights'):
         FixedWeights(2).combine_gradients(torch.ones(2, 3), torch.ones(2))
     with pytest.raises(ValueError, match=r'shape \(2, P\)'):
         PCGrad(2).combine_gradients(torch.ones(3, 3), torch.ones(2))
     with pytest.raises(ValueError, match='expected 2 objectives'):
-        FixedWeights(2).loss_weights(torch.ones(3))
+        FixedWeights(2).objective_weights(torch.ones(3))

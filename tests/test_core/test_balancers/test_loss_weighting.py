@@ -14,8 +14,8 @@ from mokd_mm.core.balancers import (
 
 def test_fixed_weights_by_name_or_order():
     rule = FixedWeights(2, names=['distill', 'task'], weights=dict(task=2.0, distill=0.3))
-    assert rule.loss_weights(torch.tensor([1.0, 1.0])).tolist() == pytest.approx([0.3, 2.0])
-    assert FixedWeights(3).loss_weights(torch.ones(3)).tolist() == [1.0, 1.0, 1.0]
+    assert rule.objective_weights(torch.tensor([1.0, 1.0])).tolist() == pytest.approx([0.3, 2.0])
+    assert FixedWeights(3).objective_weights(torch.ones(3)).tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match='exactly the objectives'):
         FixedWeights(2, names=['distill', 'task'], weights=dict(distill=1.0))
     with pytest.raises(ValueError, match='2 weights for 3'):
@@ -30,7 +30,7 @@ def test_scale_invariant_is_the_gradient_of_the_summed_logs():
     torch.log(torch.stack([ref[0] ** 2, torch.exp(ref[1])])).sum().backward()
     assert theta.grad.tolist() == pytest.approx(ref.grad.tolist())
     with pytest.warns(RuntimeWarning, match='not positive'):
-        assert ScaleInvariant(2).loss_weights(torch.tensor([0.0, 2.0])).tolist() == [0.0, 0.5]
+        assert ScaleInvariant(2).objective_weights(torch.tensor([0.0, 2.0])).tolist() == [0.0, 0.5]
 
 
 def test_uncertainty_weighting_is_joint_descent_on_kendalls_objective():
@@ -64,7 +64,7 @@ def test_uncertainty_weighting_is_joint_descent_on_kendalls_objective():
 def test_dynamic_weight_average_by_hand():
     rule = DynamicWeightAverage(2, window=2, temperature=2.0)
     seq = [torch.tensor(v) for v in ([4.0, 1.0], [2.0, 1.0], [1.0, 1.0], [1.0, 2.0])]
-    weights = [rule.loss_weights(v) for v in seq]
+    weights = [rule.objective_weights(v) for v in seq]
     # Until more than `window` objectives were seen: lambda = 1.
     for w in weights[:3]:
         assert w.tolist() == [1.0, 1.0]
@@ -77,7 +77,7 @@ def test_dynamic_weight_average_by_hand():
     clone = DynamicWeightAverage(2, window=2)
     clone.load_state_dict(rule.state_dict())
     nxt = torch.tensor([3.0, 1.0])
-    assert clone.loss_weights(nxt).tolist() == rule.loss_weights(nxt).tolist()
+    assert clone.objective_weights(nxt).tolist() == rule.objective_weights(nxt).tolist()
 
 
 def test_random_loss_weighting_draws_softmax_normal_weights():
@@ -85,10 +85,12 @@ def test_random_loss_weighting_draws_softmax_normal_weights():
     gen = torch.Generator().manual_seed(7)
     for _ in range(3):
         expected = torch.softmax(torch.randn(3, generator=gen), 0)
-        assert rule.loss_weights(torch.ones(3)).tolist() == pytest.approx(expected.tolist())
+        assert rule.objective_weights(torch.ones(3)).tolist() == pytest.approx(expected.tolist())
     resumed = RandomLossWeighting(3, seed=0)
     resumed.load_state_dict(rule.state_dict())
-    assert torch.equal(resumed.loss_weights(torch.ones(3)), rule.loss_weights(torch.ones(3)))
+    assert torch.equal(
+        resumed.objective_weights(torch.ones(3)), rule.objective_weights(torch.ones(3))
+    )
     torch.manual_seed(11)
     assert torch.equal(
         RandomLossWeighting(2).generator.get_state(), torch.Generator().manual_seed(11).get_state()

@@ -38,7 +38,7 @@ def test_amortized_step_by_hand():
     assert rule.logits.detach().tolist() == pytest.approx(
         [-0.1 * 0.25 * (d0 - d1), -0.1 * 0.25 * (d1 - d0)]
     )
-    assert rule.weights()[0] < 0.5  # the objective that improved more loses weight
+    assert torch.softmax(rule.logits, 0)[0] < 0.5  # the objective that improved more loses weight
     logs = rule.log_vars()
     assert logs['pi_0'] == logs['pi_1'] == 0.5  # what the step applied
     assert logs['weight_0'] == pytest.approx(c * 0.5)
@@ -70,7 +70,7 @@ def test_amortized_computes_in_the_objectives_dtype():
     for _ in range(50):
         before = torch.rand(3, generator=gen, dtype=torch.float64) + 0.1
         after = before * (0.8 + 0.3 * torch.rand(3, generator=gen, dtype=torch.float64))
-        weights = rule.loss_weights(before)
+        weights = rule.objective_weights(before)
         z = torch.softmax(ref_w.detach(), 0)
         expected = z / (before + 1e-8)
         assert weights.dtype == torch.float64
@@ -87,10 +87,10 @@ def test_amortized_computes_in_the_objectives_dtype():
 def test_amortized_next_batch_learns_from_the_next_objectives():
     rule = MoKDAmortized(2, update='next_batch', optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
     assert not rule.needs_reevaluation
-    rule.loss_weights(torch.tensor([1.0, 1.0]))
+    rule.objective_weights(torch.tensor([1.0, 1.0]))
     rule.update(torch.tensor([1.0, 1.0]))
     assert rule.logits.tolist() == [0.0, 0.0]  # pending until the next batch
-    rule.loss_weights(torch.tensor([0.5, 1.0]))
+    rule.objective_weights(torch.tensor([0.5, 1.0]))
     assert rule.logits[0] < 0 < rule.logits[1]
     with pytest.raises(ValueError, match='re-evaluated after the step'):
         MoKDAmortized(2).update(torch.tensor([1.0, 1.0]))
@@ -99,19 +99,19 @@ def test_amortized_next_batch_learns_from_the_next_objectives():
 def test_an_objective_not_above_its_bound_is_left_out_with_a_warning():
     rule = MoKDAmortized(2, names=['distill', 'task'], min_losses=[0.5, 0.0], warn_interval=3)
     with pytest.warns(RuntimeWarning, match=r"\['distill'\] are not above their lower bound"):
-        weights = rule.loss_weights(torch.tensor([0.4, 2.0]))
+        weights = rule.objective_weights(torch.tensor([0.4, 2.0]))
     assert weights.tolist() == [0.0, 1.0]
     # The logged weights are the applied ones, not softmax(w).
     assert rule.log_vars()['pi_distill'] == 0.0 and rule.log_vars()['pi_task'] == 1.0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         for _ in range(5):
-            rule.loss_weights(torch.tensor([0.4, 2.0]))
+            rule.objective_weights(torch.tensor([0.4, 2.0]))
     assert len(caught) == 1  # of steps 2-6, only step 4 (= 1 + 3) warns
     rule.update(torch.tensor([0.4, 2.0]), torch.tensor([0.45, 1.0]))
     assert rule.logits[0] > rule.logits[1]  # only the task took part: it improved
     with pytest.raises(NonFiniteObjectiveError, match='task=nan'):
-        rule.loss_weights(torch.tensor([1.0, float('nan')]))
+        rule.objective_weights(torch.tensor([1.0, float('nan')]))
     with pytest.raises(NonFiniteObjectiveError, match='distill=inf'):
         rule.update(torch.tensor([float('inf'), 1.0]), torch.tensor([1.0, 1.0]))
     assert torch.isfinite(rule.logits).all()
@@ -123,7 +123,7 @@ def test_when_every_objective_is_below_its_bound_nothing_learns_then_training_st
     rule.report = reports.append
     below = torch.tensor([0.4, 0.5])
     for step in range(2):
-        assert rule.loss_weights(below).tolist() == [0.0, 0.0]
+        assert rule.objective_weights(below).tolist() == [0.0, 0.0]
         rule.update(below, below * 0.5)
     # Nothing measured: no step on the logits, not even momentum or decay.
     assert torch.equal(rule.logits, torch.zeros(2)) and not rule.optimizer.state
@@ -134,24 +134,24 @@ def test_when_every_objective_is_below_its_bound_nothing_learns_then_training_st
         'while that lasts (reported every 3 steps)'
     ]
     with pytest.raises(NoObjectiveError, match=r'every objective .* for 3 steps in a row'):
-        rule.loss_weights(below)
+        rule.objective_weights(below)
     # An objective measured again resets the count.
     rule = MoKDAmortized(2, min_losses=1.0, warn_interval=2)
     rule.report = reports.append
-    rule.loss_weights(below)
-    rule.loss_weights(torch.tensor([2.0, 0.5]))
-    rule.loss_weights(below)  # one all-out step after the reset: no error
+    rule.objective_weights(below)
+    rule.objective_weights(torch.tensor([2.0, 0.5]))
+    rule.objective_weights(below)  # one all-out step after the reset: no error
 
 
 def test_amortized_state_round_trip():
     a = MoKDAmortized(3, update='next_batch')
     for i in range(3):
-        a.loss_weights(torch.tensor([1.0, 2.0, 3.0]) / (i + 1))
+        a.objective_weights(torch.tensor([1.0, 2.0, 3.0]) / (i + 1))
         a.update(torch.tensor([1.0, 2.0, 3.0]) / (i + 1))
     b = MoKDAmortized(3, update='next_batch')
     b.load_state_dict(a.state_dict())
     for rule in (a, b):
-        rule.loss_weights(torch.tensor([0.9, 0.8, 0.7]))
+        rule.objective_weights(torch.tensor([0.9, 0.8, 0.7]))
     assert torch.equal(a.logits, b.logits)
     with pytest.raises(ValueError, match='3 objectives'):
         MoKDAmortized(2).load_state_dict(a.state_dict())
