@@ -17,10 +17,12 @@ class SafeCheckpointHook(CheckpointHook):
     MMEngine deletes the oldest kept checkpoint before it writes the new
     one, and writes ``last_checkpoint`` with a plain ``open``: with
     ``max_keep_ckpts=1``, a run killed during a save has no checkpoint left
-    and ``last_checkpoint`` names a deleted file. Here the new checkpoint is
-    written first (atomically, as every local write once ``mokd_mm`` is
-    imported), then ``last_checkpoint`` is replaced atomically, and only then
-    are outdated checkpoints removed. Arguments are CheckpointHook's.
+    and ``last_checkpoint`` names a deleted file. Here MMEngine's own save
+    runs with those removals held back: the new checkpoint is written first
+    (atomically, as every local write once ``mokd_mm`` is imported), then
+    ``last_checkpoint`` is replaced atomically, and only then are outdated
+    checkpoints removed. When a run starts, a killed run's leftovers are
+    cleaned up (:meth:`before_run`). Arguments are CheckpointHook's.
     """
 
     def before_run(self, runner) -> None:
@@ -51,33 +53,35 @@ class SafeCheckpointHook(CheckpointHook):
             )
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        outdated = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            # Recorded before the save, so that the checkpoint holds it.
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir,
-            ckpt_filename,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args,
-        )
+        """MMEngine's save, with its removals of outdated checkpoints held
+        back until the new checkpoint and ``last_checkpoint`` are written
+        (a save that fails or is killed removes nothing)."""
+        backend, deferred = self.file_backend, []
+        self.file_backend = _DeferredRemovals(backend, deferred)
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.file_backend = backend
         if not is_main_process():
             return
+        # MMEngine writes last_checkpoint with a plain open(): again, atomically.
         atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt.encode())
-        for old in outdated:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)
+        for remove in deferred:
+            remove()
+
+
+class _DeferredRemovals:
+    """A file backend whose ``remove`` and ``rmtree`` are recorded, to be run
+    later, instead of run."""
+
+    def __init__(self, backend, deferred):
+        self._backend, self._deferred = backend, deferred
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def remove(self, path) -> None:
+        self._deferred.append(lambda: self._backend.remove(path))
+
+    def rmtree(self, path) -> None:
+        self._deferred.append(lambda: self._backend.rmtree(path))

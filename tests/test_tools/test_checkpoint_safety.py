@@ -206,3 +206,14 @@ def test_starting_from_scratch_with_resume_says_so(tmp_path, shapes_root, teache
     out = _run([PYTHON, 'tools/train.py', config, '--work-dir', str(tmp_path / 'w'), '--resume'])
     assert 'holds no checkpoint yet; training starts from scratch' in out
     assert 'latest checkpoint None' not in out
+
+
+def test_outdated_checkpoints_are_removed_after_the_new_one_is_written(
+    tmp_path, shapes_root, teacher_ckpt
+):
+    cfg = Config.fromfile(_config(tmp_path, shapes_root, teacher_ckpt, max_iters=3))
+    cfg.work_dir = str(tmp_path / 'run')
+    cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=1)
+    Runner.from_cfg(cfg).train()
+    assert sorted(p.name for p in (tmp_path / 'run').glob('iter_*.pth')) == ['iter_3.pth']
+    assert (tmp_path / 'run' / 'last_checkpoint').read_text().endswith('iter_3.pth')
