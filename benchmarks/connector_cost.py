@@ -13,15 +13,12 @@ Usage:
 """
 
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mokd_mm.core import IndefiniteSubspaceConnector, StandardizedFeatureLoss  # noqa: E402
+from mokd_mm.core import IndefiniteSubspaceConnector, StandardizedFeatureLoss
 
 
 def seconds(student_dim, teacher_dim, orthogonal_map, batch, repeats):

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from revisions import REPO, checkout, environment  # noqa: E402
 
 

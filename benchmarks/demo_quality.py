@@ -22,7 +22,7 @@ its paired difference to the fixed weight with the best mean, with a 95%
 confidence interval (Student's t over the seeds).
 
 Usage:
-    python benchmarks/demo_quality.py --task classification [--seeds 0 1 2 3 4]
+    python -m benchmarks.demo_quality --task classification [--seeds 0 1 2 3 4]
         [--rules NAME ...] [--alphas 0.25 0.5 1 2 4] [--jobs 2] [--out results.json]
 """
 
@@ -31,13 +31,11 @@ import json
 import math
 import os.path as osp
 import statistics
-import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+from tools.runs import ensure_teacher, map_concurrently, seconds_per_iter, train, val_curve
 
-from runs import ensure_teacher, map_concurrently, seconds_per_iter, train, val_curve  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 TASKS = dict(
     classification=dict(

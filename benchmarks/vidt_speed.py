@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from revisions import REPO, checkout, environment  # noqa: E402
 
 CONFIG = 'configs/vidt/vidt_swin-{}_8xb2-50e_coco.py'

@@ -13,7 +13,7 @@ it runs; full logs go to each work directory's ``*_console.log``):
 4. evaluate every model with ``tools/test.py`` (COCO bbox metrics), print a
    comparison table and plot MoKD's weights, gradient conflict and
    dominance and every student's AP over training
-   (``tools/analysis/plot_mokd.py``).
+   (``tools/plot_mokd.py``).
 
 Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--work-dir DIR]
 """
@@ -118,7 +118,7 @@ def main():
     baselines = [f'{name}={work_dir}' for name, _, _, work_dir, _ in runs[1:-1]]
     run_tool(
         REPO,
-        ['tools/analysis/plot_mokd.py', mokd_dir, '--out-dir', mokd_dir, '--compare', *baselines],
+        ['tools/plot_mokd.py', mokd_dir, '--out-dir', mokd_dir, '--compare', *baselines],
         osp.join(REPO, mokd_dir, 'plot_console.log'),
         'plots',
     )

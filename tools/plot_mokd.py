@@ -13,7 +13,7 @@ Writes into OUT_DIR (default: beside the log):
   more than once, beside that of the runs given with ``--compare`` (e.g.
   the baselines of the same schedule).
 
-Usage: python tools/analysis/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
+Usage: python tools/plot_mokd.py WORK_DIR_OR_SCALARS_JSON [--out-dir DIR]
            [--compare NAME=WORK_DIR ...]
 """
 
@@ -21,13 +21,10 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 from typing import Sequence, Tuple
 
 import matplotlib
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from runs import find_scalars  # noqa: E402  (tools/runs.py)
+from runs import find_scalars
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

@@ -39,7 +39,6 @@ def _build(cfg):
 
 
 def test_the_tree_is_complete():
-    assert len(CONFIGS) == 67
     for entry in (
         'configs/mokd/vidt_nano.py',
         'configs/mokd/vidt_tiny.py',

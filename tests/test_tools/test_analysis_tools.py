@@ -34,7 +34,7 @@ def test_plots_from_a_work_dir(tmp_path):
     out = subprocess.run(
         [
             sys.executable,
-            'tools/analysis/plot_mokd.py',
+            'tools/plot_mokd.py',
             str(tmp_path / 'run'),
             '--out-dir',
             str(tmp_path / 'plots'),
@@ -51,7 +51,7 @@ def test_plots_from_a_work_dir(tmp_path):
 
 
 def test_val_curves_of_compared_runs_are_read(tmp_path):
-    sys.path.insert(0, f'{REPO}/tools/analysis')
+    sys.path.insert(0, f'{REPO}/tools')
     from plot_mokd import plot
 
     log = tmp_path / 'mokd' / 'vis_data' / 'scalars.json'
@@ -67,7 +67,7 @@ def test_val_curves_of_compared_runs_are_read(tmp_path):
     with pytest.raises(KeyError, match=r"--compare alone\) has no 'coco/bbox_mAP'"):
         plot(str(log), str(tmp_path / 'p'), [('alone', str(no_val))])
     bad = subprocess.run(
-        [sys.executable, 'tools/analysis/plot_mokd.py', str(log), '--compare', str(baseline)],
+        [sys.executable, 'tools/plot_mokd.py', str(log), '--compare', str(baseline)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_val_curves_of_compared_runs_are_read(tmp_path):
 
 
 def test_a_run_without_mokd_weights_is_refused(tmp_path):
-    sys.path.insert(0, f'{REPO}/tools/analysis')
+    sys.path.insert(0, f'{REPO}/tools')
     from plot_mokd import plot
 
     log = tmp_path / 'x' / 'vis_data' / 'scalars.json'
@@ -104,7 +104,7 @@ def test_each_quantity_is_on_an_axis_where_it_can_be_read(tmp_path, monkeypatch)
     """The cosine on its own axis in [-1, 1], not beside inner products in
     the hundreds; pi beside the weights the steps applied; AP in percent,
     the demo table's unit."""
-    sys.path.insert(0, f'{REPO}/tools/analysis')
+    sys.path.insert(0, f'{REPO}/tools')
     import plot_mokd
 
     drawn = {}

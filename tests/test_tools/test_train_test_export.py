@@ -31,7 +31,7 @@ class DumpRankStateHook(Hook):
     def after_train(self, runner):
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         state = dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()},
-                     weights=torch.tensor(list(runner.optim_wrapper.weights.values())),
+                     weights=runner.optim_wrapper.balancer.applied,
                      balancer=runner.optim_wrapper.balancer.state_dict())
         torch.save(state, f'{runner.work_dir}/rank{get_rank()}.pth')
 """
