@@ -15,7 +15,7 @@ it runs; full logs go to each work directory's ``*_console.log``):
    dominance and every student's AP over training
    (``tools/plot_mokd.py``).
 
-Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--work-dir DIR]
+Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--seed S] [--work-dir DIR]
 """
 
 import argparse
@@ -67,6 +67,12 @@ def main():
         default=2,
         help='student runs (and evaluations) at a time, each with cores / jobs threads',
     )
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help="the students' seed (randomness.seed): the spread of their results over seeds",
+    )
     parser.add_argument('--work-dir', default='work_dirs/demo')
     args = parser.parse_args()
     start = time.time()
@@ -89,7 +95,9 @@ def main():
     def train_student(name, env):
         config = dict(RUNS)[name]
         work_dir = osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
-        options = [] if config == STUDENT else [f'model.teacher_ckpt={teacher_ckpt}']
+        options = [f'randomness.seed={args.seed}']
+        if config != STUDENT:
+            options.append(f'model.teacher_ckpt={teacher_ckpt}')
         ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name, env=env)
         return name, config, ckpt, work_dir, options
 
