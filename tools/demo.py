@@ -54,7 +54,7 @@ START_ORDER = ('MoKD', 'student alone', 'token matching, fixed')
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iters', type=int, default=300, help='student iterations')
-    parser.add_argument('--teacher-iters', type=int, default=400)
+    parser.add_argument('--teacher-iters', type=int, default=600)
     parser.add_argument(
         '--evals',
         type=int,
@@ -110,8 +110,10 @@ def main():
     def evaluate(run, env):
         name, config, ckpt, work_dir, options = run
         metrics = test(REPO, config, ckpt, osp.join(work_dir, 'test'), options, label=name, env=env)
-        trained_here = osp.isdir(osp.join(REPO, work_dir))
-        speed = seconds_per_iter(osp.join(REPO, work_dir)) if trained_here else float('nan')
+        try:
+            speed = seconds_per_iter(osp.join(REPO, work_dir))
+        except FileNotFoundError:  # a teacher.pth put there, not trained in this folder
+            speed = float('nan')
         return (
             name,
             metrics['coco/bbox_mAP'],

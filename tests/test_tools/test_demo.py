@@ -1,10 +1,11 @@
 """A cut-down run of the README's main command (tools/demo.py)."""
 
+import shutil
 import subprocess
 import sys
 
 from tests.conftest import REPO
-from tools.runs import ensure_teacher, val_curve
+from tools.runs import val_curve
 
 
 def _demo(*args):
@@ -35,7 +36,11 @@ def test_demo_end_to_end(tmp_path):
     for plot in ('pi', 'conflict', 'dominance', 'val'):
         assert (mokd / f'mokd_{plot}.png').read_bytes()[:4] == b'\x89PNG'
     assert [step for step, _ in val_curve(str(mokd))] == [2, 4]  # AP by iteration
-    # A second run would reuse the teacher.
-    assert ensure_teacher(REPO, 'unused.py', str(tmp_path / 'demo' / 'teacher.pth'), 4) == str(
-        tmp_path / 'demo' / 'teacher.pth'
-    )
+    # A teacher.pth put into a new work dir is reused, not trained again.
+    reuse = tmp_path / 'reuse'
+    reuse.mkdir()
+    shutil.copy(tmp_path / 'demo' / 'teacher.pth', reuse / 'teacher.pth')
+    stdout = _demo('--iters', '2', '--evals', '1', '--work-dir', str(reuse))
+    assert f'reusing {reuse}/teacher.pth' in stdout
+    teacher_row = next(line for line in stdout.splitlines() if line.startswith('| teacher'))
+    assert teacher_row.split('|')[5].strip() == '-'  # no training here, so no s / iter
