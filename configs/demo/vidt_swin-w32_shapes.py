@@ -30,7 +30,7 @@ model = dict(
     test_cfg=dict(max_per_img=30),
 )
 
-max_iters = 400  # tools/demo.py's --teacher-iters
+max_iters = 600  # tools/demo.py's --teacher-iters
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
