@@ -28,11 +28,11 @@ Usage:
 
 import argparse
 import json
-import math
 import os.path as osp
 import statistics
 import time
 
+from benchmarks.paired import paired_difference
 from tools.runs import ensure_teacher, map_concurrently, seconds_per_iter, train, val_curve
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -56,7 +56,7 @@ TASKS = dict(
         student='configs/demo/vidt_swin-w16_shapes.py',
         teacher='configs/demo/vidt_swin-w32_shapes.py',
         teacher_ckpt='work_dirs/demo/teacher.pth',
-        teacher_iters=400,
+        teacher_iters=600,
         distiller='configs/mokd/shapes/mokd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
         vkd='configs/mokd/shapes/vkd_vidt-w32_vidt-w16_1xb8-300it_shapes.py',
         metric='coco/bbox_mAP',
@@ -108,13 +108,6 @@ def variants(task, alphas, rules):
         yield rule, task['distiller'], RULES[rule]
 
 
-def t_quantile(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df))
-
-
 def summarize(results, percent):
     """Per variant: mean and std of the final metric over seeds, and the
     paired difference (mean, 95% CI) to the best fixed weighting."""
@@ -127,18 +120,13 @@ def summarize(results, percent):
     table = {}
     for name, by_seed in final.items():
         values = list(by_seed.values())
-        diffs = [by_seed[s] - final[reference][s] for s in by_seed if s in final[reference]]
-        half = (
-            t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-            if len(diffs) > 1
-            else float('nan')
-        )
+        diff, low, high = paired_difference(by_seed, final[reference])
         table[name] = dict(
             mean=statistics.mean(values),
             std=statistics.pstdev(values),
             by_seed=by_seed,
-            diff=statistics.mean(diffs),
-            ci=(statistics.mean(diffs) - half, statistics.mean(diffs) + half),
+            diff=diff,
+            ci=(low, high),
             seconds_per_iter=statistics.mean(r['seconds_per_iter'] for r in results[name]),
         )
     return dict(reference=reference, variants=table)
