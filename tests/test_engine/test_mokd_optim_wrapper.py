@@ -181,7 +181,7 @@ def test_mixed_precision(balancer, dtype):
         taken += int(not torch.equal(before, _params(model)))
     assert (wrapper.loss_scaler is not None) == (dtype == 'float16')
     other = _wrapper(reference, balancer=rule)
-    start = {k: float(v) for k, v in reference.objectives().items()}
+    start = {k: float(v.detach()) for k, v in reference.objectives().items()}
     for _ in range(taken):
         _step(other, reference)
     with torch.no_grad():
