@@ -4,14 +4,7 @@ import math
 import statistics
 from typing import Dict, Tuple
 
-__all__ = ['t_quantile', 'paired_difference']
-
-
-def t_quantile(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df))
+__all__ = ['paired_difference']
 
 
 def paired_difference(
@@ -24,5 +17,7 @@ def paired_difference(
     mean = statistics.mean(diffs)
     if len(diffs) < 2:
         return mean, float('nan'), float('nan')
-    half = t_quantile(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
     return mean, mean - half, mean + half

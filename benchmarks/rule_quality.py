@@ -28,7 +28,7 @@ Also measured on the same runs (the paper's two measurable claims):
 Figure 3, the cosine of the raw task and distillation gradients on the
 student's parameters and the dominance ``|g_distill| / |g_task|``, averaged
 over the validations; Figure 6, the first validation step at which a rule's
-test accuracy reaches the final accuracy of the best fixed weight (per seed).
+test accuracy reaches the reported accuracy of the best fixed weight (per seed).
 And what each rule applied: the ratio of the weights on the raw distillation
 and task gradients (the effective ``alpha``), averaged over the validations,
 where the update is such a weighted sum; MoKD's final ``pi_distill``.
@@ -190,7 +190,6 @@ def run(task, teacher_out, variant: str, recipe: str, seed: int, args) -> Dict:
         optim_cfg.update(momentum=0.0, weight_decay=0.0)
     optimizer = getattr(torch.optim, optim_cfg.pop('type'))(params, **optim_cfg)
     if balancer is not None:
-        balancer.report = lambda message: None  # the bound is 0: nothing to report
         balancer.check_compatible(optimizer)
     x, y = task['student']
     t_feat, t_logits = teacher_out
@@ -323,8 +322,8 @@ def summarize(runs: List[Dict]) -> Dict:
             ]
             row['reaches_best'] = reached
             for key in ('applied_alpha', 'final_pi_distill'):
-                values = [r[key] for r in seeds.values() if r.get(key) is not None]
-                row[key] = statistics.mean(values) if values else None
+                measured = [r[key] for r in seeds.values() if r.get(key) is not None]
+                row[key] = statistics.mean(measured) if measured else None
             variants[name] = row
         out[recipe] = dict(best=best, median=median, variants=variants)
     return out
