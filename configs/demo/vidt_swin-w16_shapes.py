@@ -7,3 +7,8 @@ model = dict(
     backbone=dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1))),
     decoder=dict(layer_cfg=dict(ffn_cfg=dict(feedforward_channels=128))),
 )
+# The students' schedule (tools/demo.py's --iters), shorter than the teacher's.
+max_iters = 300
+train_cfg = dict(max_iters=max_iters, val_interval=100)
+param_scheduler = [dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-7, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))

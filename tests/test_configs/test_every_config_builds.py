@@ -53,7 +53,7 @@ def test_the_tree_is_complete():
 def test_config_builds(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not from the repository's root: paths are relative to files
     cfg = Config.fromfile(osp.join(REPO, path))
-    check_batch_in_name(path, cfg)
+    check_schedule_in_name(path, cfg)
     model = _build(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
     if cfg.model.type != 'MoKDDistiller':
@@ -83,13 +83,19 @@ def test_config_builds(path, tmp_path, monkeypatch):
 
 
 BATCH_IN_NAME = re.compile(r'_(\d+)xb(\d+)[-_]')
+LENGTH_IN_NAME = re.compile(r'_\d+xb\d+-(\d+)(it|e)_')
 
 
-def check_batch_in_name(path: str, cfg: Config) -> None:
+def check_schedule_in_name(path: str, cfg: Config) -> None:
     """``NxbM`` in a name means N processes of M images, and the learning
     rate is the recipe's for that total batch: ``auto_scale_lr``'s base batch
     (the batch the config's learning rate is for) equals N x M, or
-    ``auto_scale_lr`` is enabled and rescales it."""
+    ``auto_scale_lr`` is enabled and rescales it. The length after it
+    (``300it``, ``50e``) is what the config trains."""
+    length = LENGTH_IN_NAME.search(osp.basename(path))
+    if length is not None:
+        count, unit = int(length.group(1)), length.group(2)
+        assert cfg.train_cfg.get('max_iters' if unit == 'it' else 'max_epochs') == count
     found = BATCH_IN_NAME.search(osp.basename(path))
     if found is None:
         return
