@@ -9,13 +9,20 @@ it runs; full logs go to each work directory's ``*_console.log``):
 3. train the student, a smaller ViDT (``configs/demo/vidt_swin-w16_shapes.py``)
    alone, distil it with ViDT's token matching under fixed weights and with
    MoKD, all for the same iterations, validating along the way; ``--jobs``
-   runs at a time, each with an equal share of the cores;
+   runs at a time, each with ``--threads / --jobs`` threads;
 4. evaluate every model with ``tools/test.py`` (COCO bbox metrics), print a
    comparison table and plot MoKD's weights, gradient conflict and
    dominance and every student's AP over training
    (``tools/plot_mokd.py``).
 
-Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--seed S] [--work-dir DIR]
+Every run has a fixed number of threads and torch's CPU code paths pinned
+to AVX2 (``tools/runs.py``, :func:`cpu_env`), so that the same command gives
+the same table on another machine: the training runs are chaotic, and the
+rounding of AVX-512 instead of AVX2, or of three threads instead of two,
+moves the teacher's AP by several points.
+
+Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--threads N]
+[--native-code-paths] [--seed S] [--work-dir DIR]
 """
 
 import argparse
@@ -23,6 +30,8 @@ import os.path as osp
 import time
 
 from runs import (
+    can_pin_code_paths,
+    cpu_env,
     ensure_teacher,
     map_concurrently,
     run_tool,
@@ -65,7 +74,20 @@ def main():
         '--jobs',
         type=int,
         default=2,
-        help='student runs (and evaluations) at a time, each with cores / jobs threads',
+        help='student runs (and evaluations) at a time, each with threads / jobs threads',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=2,
+        help="the teacher run's threads (the README's table: 2). Fixed rather than "
+        "the machine's core count, because the results depend on it",
+    )
+    parser.add_argument(
+        '--native-code-paths',
+        action='store_true',
+        help="let torch use the CPU's widest instructions (AVX-512, AMX) instead of "
+        'AVX2; the results then differ from one CPU to another',
     )
     parser.add_argument(
         '--seed',
@@ -76,6 +98,19 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     args = parser.parse_args()
     start = time.time()
+    pin = not args.native_code_paths and can_pin_code_paths()
+    teacher_env = cpu_env(args.threads, pin)
+    student_env = cpu_env(max(1, args.threads // args.jobs), pin)
+    student_threads = student_env['OMP_NUM_THREADS']
+    print(
+        f'{args.threads} threads for the teacher, {student_threads} for each student run; '
+        + (
+            'CPU code paths pinned to AVX2, so Intel CPUs with AVX2 give the same numbers'
+            if pin
+            else "the CPU's own code paths: numbers differ from one CPU to another"
+        ),
+        flush=True,
+    )
 
     def stage(text):
         print(f'\n[{time.time() - start:5.0f} s] {text}', flush=True)
@@ -85,7 +120,7 @@ def main():
 
     stage('2/4 teacher')
     teacher_ckpt = ensure_teacher(
-        REPO, TEACHER, osp.join(args.work_dir, 'teacher.pth'), args.teacher_iters
+        REPO, TEACHER, osp.join(args.work_dir, 'teacher.pth'), args.teacher_iters, teacher_env
     )
     teacher_dir = osp.join(args.work_dir, 'teacher')
 
@@ -101,7 +136,9 @@ def main():
         ckpt = train(REPO, config, work_dir, args.iters, val_interval, options, label=name, env=env)
         return name, config, ckpt, work_dir, options
 
-    trained = {run[0]: run for run in map_concurrently(train_student, START_ORDER, args.jobs)}
+    trained = {
+        run[0]: run for run in map_concurrently(train_student, START_ORDER, args.jobs, student_env)
+    }
     runs = [('teacher', TEACHER, teacher_ckpt, teacher_dir, [])]
     runs += [trained[name] for name, _ in RUNS]
 
@@ -122,7 +159,7 @@ def main():
             speed,
         )
 
-    rows = map_concurrently(evaluate, runs, args.jobs)
+    rows = map_concurrently(evaluate, runs, args.jobs, student_env)
 
     mokd_dir = runs[-1][3]
     baselines = [f'{name}={work_dir}' for name, _, _, work_dir, _ in runs[1:-1]]
@@ -147,8 +184,8 @@ def main():
             f'{speed_text:>8} |'
         )
     print(
-        f's / iter: the teacher alone with all cores, the students {args.jobs} at a time '
-        f'with an equal share of the cores each.'
+        f's / iter: the teacher alone with {args.threads} threads, the students '
+        f'{args.jobs} at a time with {student_threads} each.'
     )
     print(
         f'\nLogs, checkpoints and scalars (mokd/pi_*, mokd/conflict, mokd/dominance, '

@@ -154,22 +154,63 @@ def test_metrics(work_dir: str) -> Dict[str, float]:
         return {k: v for k, v in json.load(f).items() if '/' in k}
 
 
-def map_concurrently(function: Callable, items: Sequence, jobs: int) -> list:
+#: Environment variables that pin the code paths of torch's CPU kernels to
+#: AVX2: ATen's vectorised kernels, oneMKL's BLAS (its conditional numerical
+#: reproducibility branch) and oneDNN's convolutions and activations. Left to
+#: themselves they pick the widest instructions the CPU has (AVX-512, AMX),
+#: and each choice rounds differently.
+AVX2_CODE_PATHS = dict(ATEN_CPU_CAPABILITY='avx2', MKL_CBWR='AVX2', ONEDNN_MAX_CPU_ISA='AVX2')
+
+
+def can_pin_code_paths() -> bool:
+    """Whether this CPU runs :data:`AVX2_CODE_PATHS` (an x86 CPU with AVX2)."""
+    return torch.backends.cpu.get_cpu_capability() in ('AVX2', 'AVX512')
+
+
+def cpu_env(threads: int, pin_code_paths: bool = False) -> Dict[str, str]:
+    """Environment of a run with ``threads`` intra-op threads
+    (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``).
+
+    With ``pin_code_paths`` (:data:`AVX2_CODE_PATHS`) a run's floating-point
+    results no longer depend on the CPU's instruction set: given the same
+    thread count they are the same, bit for bit, on Intel CPUs with AVX2 (the
+    conditions oneMKL documents for its reproducibility mode; other x86 CPUs
+    get the same ATen and oneDNN code but may get another oneMKL branch).
+    Training a small detector is chaotic enough that the last bit of one
+    step changes the final AP by several points, so this is what makes a run
+    repeatable on another machine.
+    """
+    if threads < 1:
+        raise ValueError(f'threads must be >= 1, got {threads}')
+    env = dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if pin_code_paths:
+        if not can_pin_code_paths():
+            raise RuntimeError(
+                'pinning the CPU code paths to AVX2 needs an x86 CPU with AVX2; '
+                f'torch reports {torch.backends.cpu.get_cpu_capability()}'
+            )
+        env.update(AVX2_CODE_PATHS)
+    return env
+
+
+def map_concurrently(
+    function: Callable, items: Sequence, jobs: int, env: Optional[Dict[str, str]] = None
+) -> list:
     """``[function(item, env) for item in items]``, ``jobs`` calls at a
     time, started in the order of ``items``.
 
-    ``env`` (for :func:`train` / :func:`test`) gives each run an equal share
-    of this process's cores as its intra-op threads (``OMP_NUM_THREADS``,
-    ``MKL_NUM_THREADS``), so concurrent runs do not oversubscribe them. On a
-    small CPU two one-thread runs finish sooner than the same runs one after
-    the other with two threads each: the small models' many little operators
-    hardly use a second thread. Results keep the order of ``items``; the
-    first failure is raised once the runs under way have ended.
+    ``env`` (for :func:`train` / :func:`test`) defaults to :func:`cpu_env`
+    with an equal share of this process's cores per run, so concurrent runs
+    do not oversubscribe them. On a small CPU two one-thread runs finish
+    sooner than the same runs one after the other with two threads each: the
+    small models' many little operators hardly use a second thread. Results
+    keep the order of ``items``; the first failure is raised once the runs
+    under way have ended.
     """
     if jobs < 1:
         raise ValueError(f'jobs must be >= 1, got {jobs}')
-    threads = str(max(1, len(os.sched_getaffinity(0)) // jobs))
-    env = dict(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    if env is None:
+        env = cpu_env(max(1, len(os.sched_getaffinity(0)) // jobs))
     with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(lambda item: function(item, env), items))
 

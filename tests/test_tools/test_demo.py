@@ -25,6 +25,8 @@ def _demo(*args):
 def test_demo_end_to_end(tmp_path):
     work_dir = str(tmp_path / 'demo')
     stdout = _demo('--iters', '4', '--teacher-iters', '4', '--evals', '2', '--work-dir', work_dir)
+    # Thread counts are the demo's, not the machine's: results depend on them.
+    assert stdout.startswith('2 threads for the teacher, 1 for each student run; ')
     assert '[student alone] iter 4/4' in stdout  # progress while it runs
     table = [line for line in stdout.splitlines() if line.startswith('| ')]
     names = [line.split('|')[1].strip() for line in table[1:]]
