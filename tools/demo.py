@@ -18,7 +18,7 @@ it runs; full logs go to each work directory's ``*_console.log``):
 Every run has a fixed number of threads and torch's CPU code paths pinned
 to AVX2 (``tools/runs.py``, :func:`cpu_env`), so that the same command gives
 the same table on another machine: the training runs are chaotic, and the
-rounding of AVX-512 instead of AVX2, or of three threads instead of two,
+rounding of AVX-512 instead of AVX2, or of one thread instead of two,
 moves the teacher's AP by several points.
 
 Usage: python tools/demo.py [--iters N] [--teacher-iters N] [--jobs N] [--threads N]

@@ -173,9 +173,10 @@ def cpu_env(threads: int, pin_code_paths: bool = False) -> Dict[str, str]:
 
     With ``pin_code_paths`` (:data:`AVX2_CODE_PATHS`) a run's floating-point
     results no longer depend on the CPU's instruction set: given the same
-    thread count they are the same, bit for bit, on Intel CPUs with AVX2 (the
-    conditions oneMKL documents for its reproducibility mode; other x86 CPUs
-    get the same ATen and oneDNN code but may get another oneMKL branch).
+    thread count they are the same, bit for bit, on Intel CPUs with AVX2 as
+    far as oneMKL documents for its reproducibility mode (ATen's AVX2 kernels
+    are fixed code; oneDNN generates its kernels for AVX2 at run time; on
+    other x86 CPUs oneMKL may take another branch).
     Training a small detector is chaotic enough that the last bit of one
     step changes the final AP by several points, so this is what makes a run
     repeatable on another machine.

@@ -1,14 +1,12 @@
 import os
 import os.path as osp
-import subprocess
-import sys
 import threading
 
 import pytest
 import torch
 
 from mokd_mm.datasets import make_shape_detection
-from tests.conftest import REPO
+from tests.test_tools.test_train_test_export import PYTHON, _run
 from tools.runs import AVX2_CODE_PATHS, can_pin_code_paths, cpu_env, map_concurrently
 
 TEACHER = 'configs/demo/vidt_swin-w32_shapes.py'  # the demo's
@@ -70,13 +68,9 @@ def _train_teacher_two_steps(work_dir, data_root, env):
         f'val_dataloader.dataset.data_root={data_root}',
         f'val_evaluator.ann_file={ann_file}',
     ]
-    subprocess.run(
-        [sys.executable, 'tools/train.py', TEACHER, '--work-dir', str(work_dir)]
-        + ['--cfg-options', *options],
-        cwd=REPO,
-        env=dict(os.environ, **env),
-        check=True,
-        capture_output=True,
+    _run(
+        [PYTHON, 'tools/train.py', TEACHER, '--work-dir', str(work_dir), '--cfg-options', *options],
+        env,
     )
     return torch.load(work_dir / 'iter_2.pth', map_location='cpu')['state_dict']
 
